@@ -1,0 +1,1 @@
+"""Tenantry's SaaS service: the FastAPI app, its tenant-scoped resources and the CLI."""

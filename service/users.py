@@ -1,0 +1,67 @@
+"""Users: email unique within a tenant."""
+
+from datetime import datetime
+
+from fastapi import APIRouter, status
+from pydantic import EmailStr, Field
+from sqlalchemy import BigInteger, Identity, String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import TenantBase, created_at_column
+from service.deps import TenantSession
+from service.paging import keyset_page
+from service.schemas import Output, PageLimit, StrictInput
+from tenancy.problems import conflict
+
+EMAIL_MAX = 254
+NAME_MAX = 200
+
+
+class User(TenantBase):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class UserIn(StrictInput):
+    email: EmailStr = Field(max_length=EMAIL_MAX)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+
+
+class UserOut(Output):
+    id: int
+    email: str
+    name: str
+    created_at: datetime
+
+
+class UserPage(Output):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+async def create_user(body: UserIn, session: TenantSession) -> User:
+    user = User(email=body.email.lower(), name=body.name)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise conflict("A user with this email already exists") from None
+    await session.refresh(user)
+    return user
+
+
+@router.get("", response_model=UserPage)
+async def list_users(
+    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+) -> UserPage:
+    users, next_cursor = await keyset_page(session, select(User), User.id, limit, cursor)
+    return UserPage(items=[UserOut.model_validate(u) for u in users], next_cursor=next_cursor)

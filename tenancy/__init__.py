@@ -1,0 +1,1 @@
+"""Tenantry's reusable schema-per-tenant layer: naming, registry, request path, migrations."""

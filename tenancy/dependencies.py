@@ -1,0 +1,22 @@
+"""FastAPI dependencies of the request path: the current tenant and its transaction."""
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenancy.registry import ResolvedTenant
+from tenancy.session import tenant_transaction
+
+
+def current_tenant(request: Request) -> ResolvedTenant:
+    """The tenant TenantMiddleware admitted; absent only on a route it was told to skip."""
+    return request.state.tenant
+
+
+async def tenant_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction, in the tenant's schema; use with Depends(scope="function")
+    so that it commits before the response is sent."""
+    runtime = request.state.tenancy
+    async with tenant_transaction(runtime.sessionmaker, current_tenant(request).schema) as session:
+        yield session

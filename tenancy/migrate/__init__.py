@@ -1,0 +1,1 @@
+"""The Alembic wrapper: two version tracks (shared registry, tenant schemas) and their runners."""

@@ -1,0 +1,80 @@
+"""What migrations/env.py calls: the shared track first, then each tenant in its own transaction."""
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, MetaData, select
+
+from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
+from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
+from tenancy.provisioning import UnknownTenant
+from tenancy.registry import tenants
+
+AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")
+"""Scratch schema for autogenerate; 'autogen' is a reserved slug, so no tenant can own it."""
+
+
+def selected_slugs(context: EnvironmentContext) -> list[str]:
+    """Slugs from `-x tenant=a -x tenant=b` or `-x tenant=a,b`."""
+    slugs: list[str] = []
+    for value in context.get_x_argument(as_dictionary=False):
+        key, _, slug_list = value.partition("=")
+        if key == "tenant":
+            slugs.extend(s for s in slug_list.split(",") if s)
+    return slugs
+
+
+def wants_autogenerate(config: Config) -> bool:
+    command = getattr(config.cmd_opts, "cmd", None)
+    name = getattr(command[0], "__name__", "") if command else ""
+    return name == "check" or (name == "revision" and config.cmd_opts.autogenerate)
+
+
+def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[str]:
+    stmt = select(tenants.c.slug, tenants.c.schema_name).order_by(tenants.c.id)
+    if slugs:
+        stmt = stmt.where(tenants.c.slug.in_(slugs))
+    rows = connection.execute(stmt).all()
+    missing = set(slugs) - {row.slug for row in rows}
+    if missing:
+        raise UnknownTenant(f"unknown tenant(s): {', '.join(sorted(missing))}")
+    return [checked_schema(row.schema_name) for row in rows]
+
+
+def migrate_online(
+    context: EnvironmentContext, connection: Connection, target_metadata: MetaData
+) -> None:
+    """The body of env.py's do_run_migrations."""
+    tracks = load_tracks(context.config.config_file_name)
+    if wants_autogenerate(context.config):
+        autogenerate_in_scratch(context, connection, target_metadata, tracks)
+        return
+    with connection.begin():
+        upgrade_shared(connection, tracks)
+    with connection.begin():
+        schemas = tenant_schemas_of(connection, selected_slugs(context))
+    for schema in schemas:
+        with connection.begin():
+            enter_schema(connection, schema)
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                version_table_schema=schema,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+
+
+def autogenerate_in_scratch(
+    context: EnvironmentContext, connection: Connection, target_metadata: MetaData, tracks: Tracks
+) -> None:
+    """Compare the models with a throwaway schema at head, so the revision names no tenant."""
+    transaction = connection.begin()
+    try:
+        connection.exec_driver_sql(f"CREATE SCHEMA {quote_schema(AUTOGENERATE_SCHEMA)}")
+        enter_schema(connection, AUTOGENERATE_SCHEMA)
+        run_track(connection, tracks.tenant, AUTOGENERATE_SCHEMA)
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        transaction.rollback()

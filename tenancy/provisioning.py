@@ -1,0 +1,88 @@
+"""Creating a tenant: registry row, schema, every table at head and a first key, all or nothing."""
+
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tenancy.keys import NewKey, new_api_key
+from tenancy.migrate.render import cached_sql
+from tenancy.migrate.tracks import Tracks
+from tenancy.naming import quote_schema, tenant_schema, validate_slug
+from tenancy.registry import announce_change, api_keys, tenants
+from tenancy.session import SET_TENANT_SEARCH_PATH
+
+
+class TenantExists(Exception):
+    """The slug (or its schema) is taken."""
+
+
+class UnknownTenant(LookupError):
+    """No tenant has this slug."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTenant:
+    slug: str
+    schema: str
+    display_name: str
+    key_id: str
+    api_key: str
+
+
+async def create_tenant(
+    engine: AsyncEngine, tracks: Tracks, slug: str, display_name: str | None = None
+) -> CreatedTenant:
+    """One transaction: a failure at any step leaves no row, no schema and no key behind."""
+    slug = validate_slug(slug)
+    schema = tenant_schema(slug)
+    head_sql = cached_sql(tracks.tenant, None, tracks.tenant_head)
+    key = new_api_key()
+    async with engine.begin() as conn:
+        try:
+            tenant_id = await conn.scalar(
+                insert(tenants)
+                .values(slug=slug, schema_name=schema, display_name=display_name or slug)
+                .returning(tenants.c.id)
+            )
+            await conn.exec_driver_sql(f"CREATE SCHEMA {quote_schema(schema)}")
+        except (IntegrityError, DBAPIError) as exc:
+            if _is_duplicate(exc):
+                raise TenantExists(f"tenant {slug!r} already exists") from None
+            raise
+        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
+        await _run_script(conn, head_sql)
+        await add_key(conn, tenant_id, key)
+        await announce_change(conn, slug)
+    return CreatedTenant(slug, schema, display_name or slug, key.key_id, key.token)
+
+
+async def add_key(conn: AsyncConnection, tenant_id: int, key: NewKey) -> None:
+    await conn.execute(
+        insert(api_keys).values(key_id=key.key_id, tenant_id=tenant_id, key_hash=key.key_hash)
+    )
+
+
+async def _run_script(conn: AsyncConnection, sql: str) -> None:
+    """Several statements in one round trip (simple query protocol), inside conn's transaction."""
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.execute(sql)
+
+
+def _is_duplicate(exc: DBAPIError) -> bool:
+    cause = getattr(exc.orig, "__cause__", None)
+    return isinstance(cause, asyncpg.UniqueViolationError | asyncpg.DuplicateSchemaError)
+
+
+async def create_key(engine: AsyncEngine, slug: str) -> NewKey:
+    """Another active key for an existing tenant (clients rotate by holding two at once)."""
+    key = new_api_key()
+    async with engine.begin() as conn:
+        tenant_id = await conn.scalar(select(tenants.c.id).where(tenants.c.slug == slug))
+        if tenant_id is None:
+            raise UnknownTenant(f"unknown tenant {slug!r}")
+        await add_key(conn, tenant_id, key)
+        await announce_change(conn, slug)
+    return key

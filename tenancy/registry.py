@@ -1,0 +1,134 @@
+"""The tenant registry: shared-schema tables and the lookups the request path needs."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tenancy.naming import REGISTRY_SCHEMA, checked_schema
+
+registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
+
+TENANT_STATUSES = ("active", "suspended")
+
+tenants = Table(
+    "tenants",
+    registry_metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("slug", Text, nullable=False, unique=True),
+    Column("schema_name", Text, nullable=False, unique=True),
+    Column("display_name", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('active', 'suspended')", name="tenants_status_check"),
+)
+
+api_keys = Table(
+    "api_keys",
+    registry_metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("tenant_id", BigInteger, ForeignKey(tenants.c.id, ondelete="CASCADE"), nullable=False),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("api_keys_tenant_id_idx", "tenant_id"),
+)
+
+NOTIFY_CHANNEL = "tenantry_registry"
+"""Registry changes are announced here (payload: the slug) so every process drops its cache."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTenant:
+    """What the request path needs to know about a tenant, cached per process."""
+
+    id: int
+    slug: str
+    schema: str
+    status: str
+    key_hashes: dict[str, bytes] = field(repr=False)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRow:
+    slug: str
+    schema: str
+    display_name: str
+    status: str
+    created_at: datetime
+
+
+async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
+    """One round trip: the tenant and its active key hashes."""
+    stmt = (
+        select(
+            tenants.c.id,
+            tenants.c.schema_name,
+            tenants.c.status,
+            api_keys.c.key_id,
+            api_keys.c.key_hash,
+        )
+        .select_from(
+            tenants.outerjoin(
+                api_keys,
+                (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
+            )
+        )
+        .where(tenants.c.slug == slug)
+    )
+    rows = (await conn.execute(stmt)).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return ResolvedTenant(
+        id=first.id,
+        slug=slug,
+        schema=checked_schema(first.schema_name),
+        status=first.status,
+        key_hashes={r.key_id: bytes(r.key_hash) for r in rows if r.key_id is not None},
+    )
+
+
+async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
+    rows = await conn.execute(
+        select(
+            tenants.c.slug,
+            tenants.c.schema_name,
+            tenants.c.display_name,
+            tenants.c.status,
+            tenants.c.created_at,
+        ).order_by(tenants.c.slug)
+    )
+    return [TenantRow(*row) for row in rows]
+
+
+async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
+    """Schema names of all tenants (or of the given slugs), each checked against the naming rule."""
+    stmt = select(tenants.c.schema_name).order_by(tenants.c.id)
+    if slugs:
+        stmt = stmt.where(tenants.c.slug.in_(slugs))
+    return [checked_schema(name) for name in (await conn.scalars(stmt))]
+
+
+async def announce_change(conn: AsyncConnection, slug: str) -> None:
+    """Tell every process to forget its cached copy once this transaction commits."""
+    await conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, slug)))

@@ -1,0 +1,22 @@
+"""The per-request transaction, with the tenant's schema as its only search_path."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tenancy.naming import checked_schema
+
+SET_TENANT_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
+"""Transaction-scoped (`is_local = true`) and bound: it ends with the transaction, always."""
+
+
+@asynccontextmanager
+async def tenant_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession], schema: str
+) -> AsyncIterator[AsyncSession]:
+    """One transaction in one tenant's schema: commits on success, rolls back on any error."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(SET_TENANT_SEARCH_PATH, {"schema": checked_schema(schema)})
+        yield session
