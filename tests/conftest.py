@@ -1,0 +1,116 @@
+"""One throwaway database per test run, on TENANTRY_DATABASE_URL's server or the embedded one.
+
+The database is migrated with the real `alembic upgrade head`, every test talks to it through
+real asyncpg connections, and it is dropped at the end: a user's own data is never touched.
+"""
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.app import create_app
+from service.paths import ALEMBIC_INI, PROJECT_ROOT
+from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.migrate.tracks import Tracks, load_tracks
+from tenancy.provisioning import CreatedTenant, create_tenant
+from tenancy.settings import TenancySettings, get_settings
+from tests.support import running_server
+
+ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+
+
+def run_alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `alembic` command line, in the project folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *args],
+        cwd=PROJECT_ROOT,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def throwaway_url(server_url: str, label: str = "test") -> str:
+    name = f"tenantry_{label}_{secrets.token_hex(4)}"
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """A database URL on the server under test (embedded when TENANTRY_DATABASE_URL is unset)."""
+    return asyncio.run(database_url(TenancySettings()))
+
+
+@pytest.fixture(scope="session")
+def database(server_url: str) -> Iterator[str]:
+    """A fresh database at head; TENANTRY_DATABASE_URL points at it for the whole run."""
+    url = throwaway_url(server_url)
+    asyncio.run(ensure_database(url))
+    saved = os.environ.get("TENANTRY_DATABASE_URL")
+    os.environ["TENANTRY_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        result = run_alembic("upgrade", "head")
+        assert result.returncode == 0, result.stderr
+        yield url
+    finally:
+        if saved is None:
+            os.environ.pop("TENANTRY_DATABASE_URL", None)
+        else:
+            os.environ["TENANTRY_DATABASE_URL"] = saved
+        get_settings.cache_clear()
+        asyncio.run(drop_database(url))
+
+
+def make_settings(database: str, **overrides: object) -> TenancySettings:
+    values = {"database_url": database, "admin_token": ADMIN_TOKEN, **overrides}
+    return TenancySettings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(database: str) -> TenancySettings:
+    return make_settings(database)
+
+
+@pytest.fixture(scope="session")
+def tracks() -> Tracks:
+    return load_tracks(ALEMBIC_INI)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def engine(settings: TenancySettings) -> AsyncIterator[AsyncEngine]:
+    """The owner's engine, for onboarding and for looking behind the API's back."""
+    engine = create_engine(settings.database_url or "", settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def api(settings: TenancySettings) -> AsyncIterator[str]:
+    """The real app under real uvicorn; yields its base URL."""
+    async with running_server(create_app(settings)) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def new_slug() -> str:
+    return "t-" + secrets.token_hex(5)
+
+
+@pytest_asyncio.fixture
+async def tenant(engine: AsyncEngine, tracks: Tracks, new_slug: str) -> CreatedTenant:
+    return await create_tenant(engine, tracks, new_slug)
+
+
+@pytest_asyncio.fixture
+async def other_tenant(engine: AsyncEngine, tracks: Tracks) -> CreatedTenant:
+    return await create_tenant(engine, tracks, "o-" + secrets.token_hex(5))

@@ -1,0 +1,83 @@
+"""Helpers for the tests: a real uvicorn server in the test's event loop, and DB inspection."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@asynccontextmanager
+async def running_server(app: FastAPI) -> AsyncIterator[str]:
+    """Serve app with uvicorn on a free loopback port; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # the test runner owns the signals
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def tenant_headers(slug: str, key: str) -> dict[str, str]:
+    return {"X-Tenant-ID": slug, "Authorization": f"Bearer {key}"}
+
+
+def client(base_url: str, slug: str | None = None, key: str | None = None) -> httpx.AsyncClient:
+    headers = tenant_headers(slug, key) if slug and key else {}
+    return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
+
+
+async def schema_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT nspname FROM pg_namespace"))
+        return {row[0] for row in rows}
+
+
+async def row_counts(engine: AsyncEngine) -> dict[str, int]:
+    """Rows of every user table in the database, by schema.table: proves nothing was written."""
+    async with engine.connect() as conn:
+        tables = await conn.execute(
+            text("SELECT schemaname, relname FROM pg_stat_user_tables ORDER BY schemaname, relname")
+        )
+        counts = {}
+        for schema, table in tables.all():
+            counts[f"{schema}.{table}"] = await conn.scalar(
+                text(f'SELECT count(*) FROM "{schema}"."{table}"')
+            )
+        return counts
+
+
+async def raw_request(
+    base_url: str, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes that a well-behaved client refuses to send (NUL, bare spaces, non-UTF-8)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = [f"{method} {path} HTTP/1.1".encode(), b"Host: " + host.encode()]
+    head += [name + b": " + value for name, value in headers]
+    head += [b"Content-Type: application/json", f"Content-Length: {len(body)}".encode()]
+    head += [b"Connection: close"]
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    header_block, _, payload = rest.partition(b"\r\n\r\n")
+    response_headers = {}
+    for line in header_block.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        response_headers[name.decode().lower()] = value.decode().strip()
+    return int(status_line.split()[1]), response_headers, payload
