@@ -49,7 +49,8 @@ def start_embedded_server(data_dir: Path) -> PostgresServer:
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     if pgdata.exists():
-        _prune_dead_handles(pgdata)
+        with PostgresServer._lock:  # the wheel's own inter-process lock around that list
+            _prune_dead_handles(pgdata)
     return get_server(pgdata, cleanup_mode="stop")
 
 

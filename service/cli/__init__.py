@@ -1,0 +1,5 @@
+"""The `tenantry` command line."""
+
+from service.cli.main import app
+
+__all__ = ["app"]

@@ -1,0 +1,58 @@
+"""The `tenantry` command: serve, onboard tenants, migrate every schema."""
+
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.cli import migrate, tenants
+from service.cli.common import owner_engine, run
+from service.paths import ALEMBIC_INI
+from tenancy.embedded import exit_normally_on_sigterm
+from tenancy.migrate.tracks import load_tracks
+from tenancy.provisioning import TenantExists, create_key, create_tenant
+from tenancy.settings import get_settings
+
+app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
+app.add_typer(tenants.app, name="tenants")
+app.add_typer(migrate.app, name="migrate")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    exit_normally_on_sigterm()
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@app.command(hidden=True)
+def demo(slug: str = "demo", port: int = 8000) -> None:
+    """Used by `make run`: migrate, make sure the demo tenant exists, print a key and a curl."""
+    migrate.migrate_all()
+
+    async def main() -> str:
+        async with owner_engine() as engine:
+            return await _demo_key(engine, slug)
+
+    key = run(main)
+    header = get_settings().tenant_header
+    typer.echo(f"\nTenant '{slug}' is ready. Its API key: {key}\nTry:\n")
+    typer.echo(
+        f"  curl -s -X POST localhost:{port}/todos -H '{header}: {slug}' "
+        f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        """-d '{"content": "hello"}'\n"""
+    )
+    sys.stdout.flush()
+
+
+async def _demo_key(engine: AsyncEngine, slug: str) -> str:
+    try:
+        return (await create_tenant(engine, load_tracks(ALEMBIC_INI), slug, "Demo")).api_key
+    except TenantExists:
+        return (await create_key(engine, slug)).token
