@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.paths import PROJECT_ROOT
 from tenancy.keys import key_matches
 from tenancy.naming import tenant_schema
+from tenancy.registry import resolve_tenant
 from tests.support import row_counts, schema_names
 
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
@@ -35,8 +36,6 @@ async def test_create_prints_one_json_object_with_a_working_key(
     created = json.loads(result.stdout)
     assert created["slug"] == new_slug
     assert created["schema"] == tenant_schema(new_slug)
-    from tenancy.registry import resolve_tenant
-
     async with engine.connect() as conn:
         resolved = await resolve_tenant(conn, new_slug)
     assert resolved is not None

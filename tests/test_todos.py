@@ -59,9 +59,10 @@ async def test_bad_input_is_a_problem_not_a_crash(api: str, tenant: CreatedTenan
             assert response.status_code == 422, response.text
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["type"].endswith("/validation-error")
-        bad_cursor = await http.get("/todos", params={"cursor": "1; DROP TABLE todos"})
-        assert bad_cursor.status_code == 400
-        assert bad_cursor.json()["type"].endswith("/invalid-cursor")
+        for cursor in ["1; DROP TABLE todos", "\u00b2", "-1", "0", str(2**63), "9" * 40]:
+            bad_cursor = await http.get("/todos", params={"cursor": cursor})
+            assert bad_cursor.status_code == 400, cursor
+            assert bad_cursor.json()["type"].endswith("/invalid-cursor")
 
 
 async def test_duplicate_email_is_a_conflict(api: str, tenant: CreatedTenant) -> None:
