@@ -13,6 +13,8 @@ from service import admin, health, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.middleware import TenantMiddleware
+from tenancy.observability.access_log import log_request
+from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
@@ -42,6 +44,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
+    app.add_middleware(RequestObserver, sinks=[log_request])  # outermost: sees every request
     _install_problem_handlers(app)
     return app
 
@@ -62,6 +65,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return Problem(500, "internal-error", "Internal server error").response()
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id."""
+        request_id = getattr(request.state, REQUEST_ID_STATE, None)
+        log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return Problem(500, "internal-error", "Internal server error").response(headers=headers)

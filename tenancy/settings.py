@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,37 @@ class TenancySettings(BaseSettings):
     )
     embedded_database: str = Field(
         default="tenantry", description="Database used on the embedded server."
+    )
+    application_name: str = Field(
+        default="tenantry",
+        max_length=40,
+        description="PostgreSQL application_name of the API's connections; during a request "
+        "pg_stat_activity shows `<name>:<tenant>:<request id>` instead.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="`json`: one JSON object per line; `text`: for people; `auto`: text when "
+        "stderr is a terminal, else json.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged (INFO logs one line per request)."
+    )
+    metrics_tenant_label: bool = Field(
+        default=False,
+        description="Label request counts with the tenant slug. One series per tenant, route and "
+        "status: only for small fleets (tens of tenants).",
+    )
+    metrics_registry_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds /metrics reuses its tenant and migrate-run counts before it queries "
+        "the registry again (bounds the cost of many scrapers).",
+    )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
+        "it closes them; keep below the orchestrator's kill timeout.",
     )
 
 

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenancy.naming import quote_schema
+
 
 @asynccontextmanager
 async def running_server(app: FastAPI) -> AsyncIterator[str]:
@@ -81,3 +83,33 @@ async def raw_request(
         name, _, value = line.partition(b":")
         response_headers[name.decode().lower()] = value.decode().strip()
     return int(status_line.split()[1]), response_headers, payload
+
+
+@asynccontextmanager
+async def row_locked(
+    engine: AsyncEngine, schema: str, table: str, row_id: int
+) -> AsyncIterator[None]:
+    """Hold one row's lock in a transaction of our own, so that a request writing it waits."""
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(
+            text(f"SELECT 1 FROM {quote_schema(schema)}.{table} WHERE id = :id FOR UPDATE"),
+            {"id": row_id},
+        )
+        yield
+
+
+async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix: str) -> dict:
+    """The pg_stat_activity row of a backend whose application_name starts with the prefix and
+    that waits on a lock; polls for up to ten seconds."""
+    query = text(
+        "SELECT pid, application_name, query, wait_event_type FROM pg_stat_activity "
+        "WHERE starts_with(application_name, :prefix) AND wait_event_type = 'Lock'"
+    )
+    async with engine.connect() as conn:
+        for _ in range(200):
+            row = (await conn.execute(query, {"prefix": application_name_prefix})).first()
+            if row is not None:
+                return dict(row._mapping)
+            await conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"no backend named {application_name_prefix}* waited on a lock")
