@@ -9,11 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service import admin, health, songs, todos, users
+from service import admin, health, metrics, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.middleware import TenantMiddleware
 from tenancy.observability.access_log import log_request
+from tenancy.observability.metrics import ServiceMetrics
 from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
 from tenancy.runtime import Tenancy
@@ -21,30 +22,46 @@ from tenancy.settings import TenancySettings, get_settings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/admin/", "/docs", "/redoc", "/openapi.json")
+PUBLIC_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
 
 
 def create_app(settings: TenancySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    service_metrics = ServiceMetrics(
+        tenant_label=settings.metrics_tenant_label,
+        registry_cache_seconds=settings.metrics_registry_cache_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
         runtime = await Tenancy.start(settings, await database_url(settings), ALEMBIC_INI)
         app.state.tenancy = runtime  # for introspection; requests use their own state
+        service_metrics.bind(runtime.engine)
         try:
             yield runtime.lifespan_state()
         finally:
+            service_metrics.unbind()
             await runtime.close()
 
     app = FastAPI(title="Tenantry", version="0.1.0", lifespan=lifespan)
-    for module in (health, admin, todos, users, songs):
+    app.state.metrics = service_metrics
+    for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
     app.add_middleware(
         TenantMiddleware,
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
-    app.add_middleware(RequestObserver, sinks=[log_request])  # outermost: sees every request
+    # Outermost: it sees every request, refused ones included.
+    app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
     _install_problem_handlers(app)
     return app
 

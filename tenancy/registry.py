@@ -5,12 +5,15 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
@@ -48,6 +51,17 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("api_keys_tenant_id_idx", "tenant_id"),
 )
+
+migrate_runs = Table(
+    "migrate_runs",
+    registry_metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("duration_seconds", Float, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("tenants_failed", Integer),
+)
+"""One row per `tenantry migrate` run, for /metrics (see tenancy.observability.migrate_runs)."""
 
 NOTIFY_CHANNEL = "tenantry_registry"
 """Registry changes are announced here (payload: the slug) so every process drops its cache."""
@@ -119,6 +133,11 @@ async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
         ).order_by(tenants.c.slug)
     )
     return [TenantRow(*row) for row in rows]
+
+
+async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(tenants.c.status, func.count()).group_by(tenants.c.status))
+    return {status: count for status, count in rows}
 
 
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:

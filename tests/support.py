@@ -2,15 +2,22 @@
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.paths import PROJECT_ROOT
 from tenancy.naming import quote_schema
 
 
@@ -113,3 +120,29 @@ async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix
             await conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
             await asyncio.sleep(0.05)
     raise AssertionError(f"no backend named {application_name_prefix}* waited on a lock")
+
+
+TENANTRY = str(Path(sys.executable).parent / "tenantry")
+
+
+def run_tenantry(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `tenantry` command, in the project folder (env: defaults to ours)."""
+    return subprocess.run(
+        [TENANTRY, *args],
+        cwd=PROJECT_ROOT,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def metric_samples(exposition: str) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+
+
+def metric_value(samples: list[Sample], name: str, **labels: str) -> float:
+    """The value of the one sample with this name and (at least) these labels; 0 when absent."""
+    found = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
+    assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
+    return found[0] if found else 0.0
