@@ -105,6 +105,23 @@ async def row_locked(
         yield
 
 
+@asynccontextmanager
+async def request_waiting_on_a_row_lock(
+    http: httpx.AsyncClient,
+    engine: AsyncEngine,
+    schema: str,
+    application_name_prefix: str,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[dict, asyncio.Task[httpx.Response]]]:
+    """A `PUT /todos/{id}` held mid-transaction by a row lock we hold: yields its backend's
+    pg_stat_activity row and the request's task; the lock is released on leaving the block."""
+    todo_id = (await http.post("/todos", json={"content": "held"})).json()["id"]
+    async with row_locked(engine, schema, "todos", todo_id):
+        put = http.put(f"/todos/{todo_id}", json={"content": "x"}, headers=headers or {})
+        task = asyncio.create_task(put)
+        yield await backend_waiting_on_a_lock(engine, application_name_prefix), task
+
+
 async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix: str) -> dict:
     """The pg_stat_activity row of a backend whose application_name starts with the prefix and
     that waits on a lock; polls for up to ten seconds."""

@@ -1,7 +1,6 @@
 """One JSON line per request, with the route template and tenant, and never a key or a body;
 a DBA sees which tenant and request a running query belongs to."""
 
-import asyncio
 import io
 import json
 import logging
@@ -16,7 +15,7 @@ from service.app import create_app
 from tenancy.observability.log_format import JsonFormatter, TextFormatter, configure_logging
 from tenancy.provisioning import CreatedTenant
 from tenancy.settings import TenancySettings
-from tests.support import backend_waiting_on_a_lock, client, row_locked, running_server
+from tests.support import client, request_waiting_on_a_row_lock, running_server
 
 SECRET_CONTENT = "body-that-must-not-be-logged-7f3a"
 
@@ -172,16 +171,12 @@ def test_text_lines_carry_the_same_fields_for_people() -> None:
 async def test_pg_stat_activity_names_the_tenant_and_request_of_a_running_query(
     api: str, engine: AsyncEngine, settings: TenancySettings, tenant: CreatedTenant
 ) -> None:
+    prefix, request_id = settings.application_name + ":", {"X-Request-ID": "dba-7"}
     async with client(api, tenant.slug, tenant.api_key) as http:
-        todo_id = (await http.post("/todos", json={"content": "locked"})).json()["id"]
-        async with row_locked(engine, tenant.schema, "todos", todo_id):
-            update = asyncio.create_task(
-                http.put(
-                    f"/todos/{todo_id}", json={"content": "x"}, headers={"X-Request-ID": "dba-7"}
-                )
-            )
-            backend = await backend_waiting_on_a_lock(engine, settings.application_name + ":")
-        response = await update
-    assert response.status_code == 200
+        async with request_waiting_on_a_row_lock(
+            http, engine, tenant.schema, prefix, request_id
+        ) as (backend, update):
+            pass  # the other session has looked while the query was running
+        assert (await update).status_code == 200
     assert backend["application_name"] == f"{settings.application_name}:{tenant.slug}:dba-7"
     assert backend["query"].lstrip().upper().startswith("UPDATE TODOS")

@@ -15,11 +15,10 @@ from tenancy.provisioning import CreatedTenant, create_tenant, set_status
 from tenancy.settings import TenancySettings
 from tests.conftest import run_alembic
 from tests.support import (
-    backend_waiting_on_a_lock,
     client,
     metric_samples,
     metric_value,
-    row_locked,
+    request_waiting_on_a_row_lock,
     run_tenantry,
     running_server,
 )
@@ -67,13 +66,11 @@ async def test_requests_are_counted_by_route_template_and_status(
 async def test_pool_gauges_show_the_connection_a_request_holds(
     api: str, engine: AsyncEngine, settings: TenancySettings, tenant: CreatedTenant
 ) -> None:
+    prefix = f"{settings.application_name}:{tenant.slug}"
     async with client(api, tenant.slug, tenant.api_key) as http:
-        todo_id = (await http.post("/todos", json={"content": "held"})).json()["id"]
-        async with row_locked(engine, tenant.schema, "todos", todo_id):
-            update = asyncio.create_task(http.put(f"/todos/{todo_id}", json={"content": "x"}))
-            await backend_waiting_on_a_lock(engine, f"{settings.application_name}:{tenant.slug}")
+        async with request_waiting_on_a_row_lock(http, engine, tenant.schema, prefix) as (_, put):
             during = await scrape(http)
-        assert (await update).status_code == 200
+        assert (await put).status_code == 200
         after = await scrape(http)
     assert metric_value(during, POOL, state="in_use") >= 1
     assert metric_value(after, POOL, state="in_use") == 0
