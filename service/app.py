@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service import admin, health, metrics, songs, todos, users
+from service import admin, health, metrics, openapi, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.middleware import TenantMiddleware
@@ -51,7 +51,14 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
             service_metrics.unbind()
             await runtime.close()
 
-    app = FastAPI(title="Tenantry", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Tenantry",
+        version="0.1.0",
+        description=openapi.DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        swagger_ui_parameters={"persistAuthorization": True},
+        lifespan=lifespan,
+    )
     app.state.metrics = service_metrics
     for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
@@ -63,6 +70,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
     # Outermost: it sees every request, refused ones included.
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
     _install_problem_handlers(app)
+    openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
     return app
 
 
