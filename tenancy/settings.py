@@ -11,7 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class TenancySettings(BaseSettings):
     """Everything an operator can set; defaults give a working local service."""
 
-    model_config = SettingsConfigDict(env_prefix="TENANTRY_", env_file=".env", extra="ignore")
+    # env_ignore_empty: an empty variable means the default (compose passes every setting through
+    # as `${VAR:-}`), and an empty TENANTRY_ADMIN_TOKEN keeps /admin closed rather than open to
+    # `Bearer ` with nothing after it.
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTRY_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str | None = Field(
         default=None,
