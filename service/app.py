@@ -17,6 +17,7 @@ from tenancy.observability.access_log import log_request
 from tenancy.observability.metrics import ServiceMetrics
 from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
+from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
 
@@ -39,6 +40,26 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         tenant_label=settings.metrics_tenant_label,
         registry_cache_seconds=settings.metrics_registry_cache_seconds,
     )
+    app = FastAPI(
+        title="Tenantry",
+        version="0.1.0",
+        description=openapi.DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        swagger_ui_parameters={"persistAuthorization": True},
+        lifespan=_lifespan(settings, service_metrics),
+    )
+    app.state.metrics = service_metrics
+    for module in (health, metrics, admin, todos, users, songs):
+        app.include_router(module.router)
+    _install_middleware(app, settings, service_metrics)
+    _install_problem_handlers(app)
+    openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
+    return app
+
+
+def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
+    """Start the runtime before the first request; on shutdown (after in-flight requests have
+    finished) stop the metrics' view of the pool and dispose of the pool."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
@@ -51,27 +72,21 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
             service_metrics.unbind()
             await runtime.close()
 
-    app = FastAPI(
-        title="Tenantry",
-        version="0.1.0",
-        description=openapi.DESCRIPTION,
-        openapi_tags=openapi.TAGS,
-        swagger_ui_parameters={"persistAuthorization": True},
-        lifespan=lifespan,
-    )
-    app.state.metrics = service_metrics
-    for module in (health, metrics, admin, todos, users, songs):
-        app.include_router(module.router)
+    return lifespan
+
+
+def _install_middleware(
+    app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
+) -> None:
+    """Outermost first: RequestObserver -> TenantMiddleware -> RateLimitMiddleware -> routes."""
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(
         TenantMiddleware,
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
-    # Outermost: it sees every request, refused ones included.
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
-    _install_problem_handlers(app)
-    openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
-    return app
 
 
 def _install_problem_handlers(app: FastAPI) -> None:

