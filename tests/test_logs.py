@@ -55,6 +55,7 @@ async def test_each_request_is_one_json_line_with_route_template_status_and_tena
             refused = await http.get(f"/todos/{todo_id}", headers={"Authorization": "Bearer no"})
             unknown = await http.get("/no/such/path")
             health = await http.get("/healthz")
+            docs = await http.get("/docs")
     entries = access_lines(log)
 
     assert fetched.headers["X-Request-ID"] == "trace-42.a"
@@ -65,6 +66,7 @@ async def test_each_request_is_one_json_line_with_route_template_status_and_tena
         (refused, "GET", "/todos/{todo_id}", 401, None),
         (unknown, "GET", "<unmatched>", 404, tenant.slug),
         (health, "GET", "/healthz", 200, None),
+        (docs, "GET", "/docs", 200, None),
     ]
     for response, method, route, status, slug in expected:
         entry = entries[response.headers["X-Request-ID"]]

