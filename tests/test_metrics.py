@@ -2,6 +2,7 @@
 migrate runs recorded by the CLI; no per-tenant label unless asked for."""
 
 import asyncio
+import re
 
 import httpx
 from sqlalchemy import text
@@ -54,12 +55,8 @@ async def test_requests_are_counted_by_route_template_and_status(
             delta = metric_value(after, name, **labels) - metric_value(before, name, **labels)
             assert delta == expected, (name, labels)
     routes = {s.labels["route"] for s in after if s.name == REQUESTS}
-    assert routes <= {"/todos", "/todos/{todo_id}", "/metrics", "/healthz", "<unmatched>"} | {
-        "/users",
-        "/songs",
-        "/readyz",
-        "/admin/tenants",
-    }
+    assert "/todos/{todo_id}" in routes
+    assert not any(re.search(r"\d", route) for route in routes)  # templates, never raw ids
     assert not any("tenant" in s.labels for s in after)
 
 
