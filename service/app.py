@@ -9,41 +9,84 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from service import admin, health, songs, todos, users
+from service import admin, health, metrics, openapi, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.middleware import TenantMiddleware
+from tenancy.observability.access_log import log_request
+from tenancy.observability.metrics import ServiceMetrics
+from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
+from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/admin/", "/docs", "/redoc", "/openapi.json")
+PUBLIC_PREFIXES = (
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin/",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+)
 
 
 def create_app(settings: TenancySettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    service_metrics = ServiceMetrics(
+        tenant_label=settings.metrics_tenant_label,
+        registry_cache_seconds=settings.metrics_registry_cache_seconds,
+    )
+    app = FastAPI(
+        title="Tenantry",
+        version="0.1.0",
+        description=openapi.DESCRIPTION,
+        openapi_tags=openapi.TAGS,
+        swagger_ui_parameters={"persistAuthorization": True},
+        lifespan=_lifespan(settings, service_metrics),
+    )
+    app.state.metrics = service_metrics
+    for module in (health, metrics, admin, todos, users, songs):
+        app.include_router(module.router)
+    _install_middleware(app, settings, service_metrics)
+    _install_problem_handlers(app)
+    openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
+    return app
+
+
+def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
+    """Start the runtime before the first request; on shutdown (after in-flight requests have
+    finished) stop the metrics' view of the pool and dispose of the pool."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
         runtime = await Tenancy.start(settings, await database_url(settings), ALEMBIC_INI)
         app.state.tenancy = runtime  # for introspection; requests use their own state
+        service_metrics.bind(runtime.engine)
         try:
             yield runtime.lifespan_state()
         finally:
+            service_metrics.unbind()
             await runtime.close()
 
-    app = FastAPI(title="Tenantry", version="0.1.0", lifespan=lifespan)
-    for module in (health, admin, todos, users, songs):
-        app.include_router(module.router)
+    return lifespan
+
+
+def _install_middleware(
+    app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
+) -> None:
+    """Outermost first: RequestObserver -> TenantMiddleware -> RateLimitMiddleware -> routes."""
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(
         TenantMiddleware,
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
-    _install_problem_handlers(app)
-    return app
+    app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
 def _install_problem_handlers(app: FastAPI) -> None:
@@ -62,6 +105,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return Problem(500, "internal-error", "Internal server error").response()
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id."""
+        request_id = getattr(request.state, REQUEST_ID_STATE, None)
+        log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return Problem(500, "internal-error", "Internal server error").response(headers=headers)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
-from tenancy.problems import Problem
+from tenancy.problems import Problem, problem_responses
 from tenancy.runtime import Tenancy
 
 router = APIRouter(tags=["health"])
@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
     """Ready when the database answers and the shared schema is at the code's head."""
     runtime: Tenancy = request.state.tenancy

@@ -22,8 +22,8 @@ class Song(TenantBase):
 
 
 class SongIn(StrictInput):
-    name: str = Field(min_length=1, max_length=TEXT_MAX)
-    artist: str = Field(min_length=1, max_length=TEXT_MAX)
+    name: str = Field(min_length=1, max_length=TEXT_MAX, examples=["So What"])
+    artist: str = Field(min_length=1, max_length=TEXT_MAX, examples=["Miles Davis"])
 
 
 class SongOut(Output):

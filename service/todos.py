@@ -11,7 +11,7 @@ from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
 from service.schemas import Output, PageLimit, RowId, StrictInput
-from tenancy.problems import not_found
+from tenancy.problems import not_found, problem_responses
 
 CONTENT_MAX = 2000
 
@@ -27,7 +27,7 @@ class Todo(TenantBase):
 
 
 class TodoIn(StrictInput):
-    content: str = Field(min_length=1, max_length=CONTENT_MAX)
+    content: str = Field(min_length=1, max_length=CONTENT_MAX, examples=["Water the plants"])
 
 
 class TodoOut(Output):
@@ -70,12 +70,12 @@ async def list_todos(
     return TodoPage(items=[TodoOut.model_validate(t) for t in todos], next_cursor=next_cursor)
 
 
-@router.get("/{todo_id}", response_model=TodoOut)
+@router.get("/{todo_id}", response_model=TodoOut, responses=problem_responses(404))
 async def get_todo(todo_id: RowId, session: TenantSession) -> Todo:
     return await _live_todo(session, todo_id)
 
 
-@router.put("/{todo_id}", response_model=TodoOut)
+@router.put("/{todo_id}", response_model=TodoOut, responses=problem_responses(404))
 async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> Todo:
     todo = await _live_todo(session, todo_id)
     todo.content = body.content
@@ -85,7 +85,9 @@ async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> T
     return todo
 
 
-@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
+)
 async def delete_todo(todo_id: RowId, session: TenantSession) -> Response:
     todo = await _live_todo(session, todo_id)
     todo.deleted_at = func.now()

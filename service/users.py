@@ -12,7 +12,7 @@ from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
 from service.schemas import Output, PageLimit, StrictInput
-from tenancy.problems import conflict
+from tenancy.problems import conflict, problem_responses
 
 EMAIL_MAX = 254
 NAME_MAX = 200
@@ -28,8 +28,8 @@ class User(TenantBase):
 
 
 class UserIn(StrictInput):
-    email: EmailStr = Field(max_length=EMAIL_MAX)
-    name: str = Field(min_length=1, max_length=NAME_MAX)
+    email: EmailStr = Field(max_length=EMAIL_MAX, examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["Ada Lovelace"])
 
 
 class UserOut(Output):
@@ -47,7 +47,12 @@ class UserPage(Output):
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=problem_responses(409),
+)
 async def create_user(body: UserIn, session: TenantSession) -> User:
     user = User(email=body.email.lower(), name=body.name)
     session.add(user)

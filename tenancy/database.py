@@ -69,10 +69,13 @@ async def drop_database(url: str) -> None:
 
 
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
+    """hide_parameters: bound values (request bodies) never reach logs or error messages."""
     return create_async_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.pool_recycle,
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": settings.application_name}},
     )

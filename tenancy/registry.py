@@ -5,12 +5,15 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     Table,
@@ -35,8 +38,13 @@ tenants = Table(
     Column("display_name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("rate_limit_per_second", Float),
+    Column("rate_limit_burst", Integer),
     CheckConstraint("status IN ('active', 'suspended')", name="tenants_status_check"),
+    CheckConstraint("rate_limit_per_second > 0", name="tenants_rate_limit_per_second_check"),
+    CheckConstraint("rate_limit_burst >= 1", name="tenants_rate_limit_burst_check"),
 )
+"""rate_limit_*: NULL means the default of the settings (see tenancy.ratelimit)."""
 
 api_keys = Table(
     "api_keys",
@@ -48,6 +56,17 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Index("api_keys_tenant_id_idx", "tenant_id"),
 )
+
+migrate_runs = Table(
+    "migrate_runs",
+    registry_metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("duration_seconds", Float, nullable=False),
+    Column("failed", Boolean, nullable=False),
+    Column("tenants_failed", Integer),
+)
+"""One row per `tenantry migrate` run, for /metrics (see tenancy.observability.migrate_runs)."""
 
 NOTIFY_CHANNEL = "tenantry_registry"
 """Registry changes are announced here (payload: the slug) so every process drops its cache."""
@@ -62,6 +81,8 @@ class ResolvedTenant:
     schema: str
     status: str
     key_hashes: dict[str, bytes] = field(repr=False)
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int | None = None
 
     @property
     def is_active(self) -> bool:
@@ -84,6 +105,8 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
             tenants.c.id,
             tenants.c.schema_name,
             tenants.c.status,
+            tenants.c.rate_limit_per_second,
+            tenants.c.rate_limit_burst,
             api_keys.c.key_id,
             api_keys.c.key_hash,
         )
@@ -105,6 +128,8 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
         schema=checked_schema(first.schema_name),
         status=first.status,
         key_hashes={r.key_id: bytes(r.key_hash) for r in rows if r.key_id is not None},
+        rate_limit_per_second=first.rate_limit_per_second,
+        rate_limit_burst=first.rate_limit_burst,
     )
 
 
@@ -119,6 +144,11 @@ async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
         ).order_by(tenants.c.slug)
     )
     return [TenantRow(*row) for row in rows]
+
+
+async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(tenants.c.status, func.count()).group_by(tenants.c.status))
+    return {status: count for status, count in rows}
 
 
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:

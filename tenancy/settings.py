@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,7 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class TenancySettings(BaseSettings):
     """Everything an operator can set; defaults give a working local service."""
 
-    model_config = SettingsConfigDict(env_prefix="TENANTRY_", env_file=".env", extra="ignore")
+    # env_ignore_empty: an empty variable means the default (compose passes every setting through
+    # as `${VAR:-}`), and an empty TENANTRY_ADMIN_TOKEN keeps /admin closed rather than open to
+    # `Bearer ` with nothing after it.
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTRY_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str | None = Field(
         default=None,
@@ -37,6 +43,49 @@ class TenancySettings(BaseSettings):
     )
     embedded_database: str = Field(
         default="tenantry", description="Database used on the embedded server."
+    )
+    application_name: str = Field(
+        default="tenantry",
+        max_length=40,
+        description="PostgreSQL application_name of the API's connections; during a request "
+        "pg_stat_activity shows `<name>:<tenant>:<request id>` instead.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="`json`: one JSON object per line; `text`: for people; `auto`: text when "
+        "stderr is a terminal, else json.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged (INFO logs one line per request)."
+    )
+    metrics_tenant_label: bool = Field(
+        default=False,
+        description="Label request counts with the tenant slug. One series per tenant, route and "
+        "status: only for small fleets (tens of tenants).",
+    )
+    metrics_registry_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds /metrics reuses its tenant and migrate-run counts before it queries "
+        "the registry again (bounds the cost of many scrapers).",
+    )
+    rate_limit_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per second a tenant may make, per API process, unless the registry "
+        "sets its own (`tenantry limits set`); unset means no limit.",
+    )
+    rate_limit_burst: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests a tenant may make at once before the per-second rate applies; "
+        "unset means the rate rounded up (at least 1).",
+    )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
+        "it closes them; keep below the orchestrator's kill timeout.",
     )
 
 

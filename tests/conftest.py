@@ -102,6 +102,19 @@ async def api(settings: TenancySettings) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def fresh(server_url: str) -> AsyncIterator[tuple[dict[str, str], AsyncEngine]]:
+    """An empty database, and the environment that points Alembic at it."""
+    url = throwaway_url(server_url, "fresh")
+    await ensure_database(url)
+    engine = create_engine(url, TenancySettings(database_url=url))
+    try:
+        yield {**os.environ, "TENANTRY_DATABASE_URL": url}, engine
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+@pytest.fixture
 def new_slug() -> str:
     return "t-" + secrets.token_hex(5)
 

@@ -2,14 +2,23 @@
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.paths import PROJECT_ROOT
+from tenancy.naming import quote_schema
 
 
 @asynccontextmanager
@@ -81,3 +90,76 @@ async def raw_request(
         name, _, value = line.partition(b":")
         response_headers[name.decode().lower()] = value.decode().strip()
     return int(status_line.split()[1]), response_headers, payload
+
+
+@asynccontextmanager
+async def row_locked(
+    engine: AsyncEngine, schema: str, table: str, row_id: int
+) -> AsyncIterator[None]:
+    """Hold one row's lock in a transaction of our own, so that a request writing it waits."""
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(
+            text(f"SELECT 1 FROM {quote_schema(schema)}.{table} WHERE id = :id FOR UPDATE"),
+            {"id": row_id},
+        )
+        yield
+
+
+@asynccontextmanager
+async def request_waiting_on_a_row_lock(
+    http: httpx.AsyncClient,
+    engine: AsyncEngine,
+    schema: str,
+    application_name_prefix: str,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[dict, asyncio.Task[httpx.Response]]]:
+    """A `PUT /todos/{id}` held mid-transaction by a row lock we hold: yields its backend's
+    pg_stat_activity row and the request's task; the lock is released on leaving the block."""
+    todo_id = (await http.post("/todos", json={"content": "held"})).json()["id"]
+    async with row_locked(engine, schema, "todos", todo_id):
+        put = http.put(f"/todos/{todo_id}", json={"content": "x"}, headers=headers or {})
+        task = asyncio.create_task(put)
+        yield await backend_waiting_on_a_lock(engine, application_name_prefix), task
+
+
+async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix: str) -> dict:
+    """The pg_stat_activity row of a backend whose application_name starts with the prefix and
+    that waits on a lock; polls for up to ten seconds."""
+    query = text(
+        "SELECT pid, application_name, query, wait_event_type FROM pg_stat_activity "
+        "WHERE starts_with(application_name, :prefix) AND wait_event_type = 'Lock'"
+    )
+    async with engine.connect() as conn:
+        for _ in range(200):
+            row = (await conn.execute(query, {"prefix": application_name_prefix})).first()
+            if row is not None:
+                return dict(row._mapping)
+            await conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"no backend named {application_name_prefix}* waited on a lock")
+
+
+TENANTRY = str(Path(sys.executable).parent / "tenantry")
+
+
+def run_tenantry(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `tenantry` command, in the project folder (env: defaults to ours)."""
+    return subprocess.run(
+        [TENANTRY, *args],
+        cwd=PROJECT_ROOT,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def metric_samples(exposition: str) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(exposition) for s in family.samples]
+
+
+def metric_value(samples: list[Sample], name: str, **labels: str) -> float:
+    """The value of the one sample with this name and (at least) these labels; 0 when absent."""
+    found = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
+    assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples"
+    return found[0] if found else 0.0

@@ -1,32 +1,14 @@
 """Plain Alembic: a fresh database to head, one tenant with -x, autogenerate names no tenant."""
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.database import create_engine, drop_database, ensure_database
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import create_tenant
-from tenancy.settings import TenancySettings
-from tests.conftest import run_alembic, throwaway_url
-
-
-@pytest.fixture
-async def fresh(server_url: str) -> AsyncIterator[tuple[dict[str, str], AsyncEngine]]:
-    """An empty database, and the environment that points Alembic at it."""
-    url = throwaway_url(server_url, "alembic")
-    await ensure_database(url)
-    engine = create_engine(url, TenancySettings(database_url=url))
-    try:
-        yield {**os.environ, "TENANTRY_DATABASE_URL": url}, engine
-    finally:
-        await engine.dispose()
-        await drop_database(url)
+from tests.conftest import run_alembic
 
 
 async def alembic(env: dict[str, str], *args: str) -> str:
@@ -52,7 +34,12 @@ async def test_plain_upgrade_head_builds_a_fresh_database(fresh, tracks: Tracks)
     env, engine = fresh
     await alembic(env, "upgrade", "head")
     assert await revision_of(engine, "tenantry") == tracks.shared_head
-    assert await tables_of(engine, "tenantry") == {"tenants", "api_keys", "alembic_version"}
+    assert await tables_of(engine, "tenantry") == {
+        "tenants",
+        "api_keys",
+        "migrate_runs",
+        "alembic_version",
+    }
     assert await tables_of(engine, "public") == set()
 
 

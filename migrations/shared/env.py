@@ -33,7 +33,10 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
-    connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}")
+    # Committed on its own: a transaction left open here would make Alembic's
+    # begin_transaction() below join it without committing, and every change would be lost.
+    with connection.begin():
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}")
     context.configure(
         connection=connection,
         target_metadata=registry_metadata,

@@ -6,17 +6,19 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli import migrate, tenants
+from service.cli import limits, migrate, tenants
 from service.cli.common import owner_engine, run
 from service.paths import ALEMBIC_INI
 from tenancy.embedded import exit_normally_on_sigterm
 from tenancy.migrate.tracks import load_tracks
+from tenancy.observability.log_format import configure_logging
 from tenancy.provisioning import TenantExists, create_key, create_tenant
 from tenancy.settings import get_settings
 
 app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(limits.app, name="limits")
 
 
 @app.command()
@@ -24,11 +26,22 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn; on SIGTERM, in-flight requests finish before it exits."""
     import uvicorn
 
+    settings = get_settings()
+    configure_logging(settings)
     exit_normally_on_sigterm()
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, log_level="info")
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,  # configure_logging's handler formats uvicorn's records too
+        log_level=settings.log_level.lower(),
+        access_log=False,  # RequestObserver logs each request, with its route and tenant
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
 
 
 @app.command(hidden=True)

@@ -1,0 +1,75 @@
+"""`tenantry limits ...`: per-tenant rate limits in the registry."""
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from service.cli.common import owner_engine, run
+from tenancy.ratelimit import effective_limit
+from tenancy.settings import get_settings
+from tenancy.tenant_limits import set_rate_limit, tenant_limits
+
+app = typer.Typer(
+    help="Per-tenant rate limits (token bucket per API process).", no_args_is_help=True
+)
+
+
+def _apply(slug: str, per_second: float | None, burst: int | None) -> None:
+    async def main() -> None:
+        async with owner_engine() as engine:
+            await set_rate_limit(engine, slug, per_second, burst)
+
+    run(main)
+
+
+@app.command("set")
+def limits_set(
+    slug: str,
+    per_second: Annotated[
+        float | None, typer.Option("--per-second", help="Requests per second (> 0)")
+    ] = None,
+    burst: Annotated[int | None, typer.Option("--burst", min=1, help="Requests at once")] = None,
+) -> None:
+    """Give a tenant its own limit; an option left out keeps the settings' default for it."""
+    if per_second is None and burst is None:
+        raise typer.BadParameter("give --per-second, --burst or both")
+    if per_second is not None and per_second <= 0:
+        raise typer.BadParameter("--per-second must be greater than 0")
+    _apply(slug, per_second, burst)
+    typer.echo(f"{slug}: {_describe(per_second, burst)}")
+
+
+@app.command("clear")
+def limits_clear(slug: str) -> None:
+    """Back to the settings' default (TENANTRY_RATE_LIMIT_PER_SECOND / _BURST)."""
+    _apply(slug, None, None)
+    typer.echo(f"{slug}: {_describe(None, None)}")
+
+
+@app.command("list")
+def limits_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
+) -> None:
+    """Tenants with a limit of their own."""
+
+    async def main():
+        async with owner_engine() as engine, engine.connect() as conn:
+            return await tenant_limits(conn)
+
+    rows = run(main)
+    if as_json:
+        typer.echo(json.dumps([asdict(row) for row in rows]))
+        return
+    for row in rows:
+        typer.echo(f"{row.slug}\t{_describe(row.per_second, row.burst)}")
+
+
+def _describe(per_second: float | None, burst: int | None) -> str:
+    """The limit in force, own values and the settings' defaults combined."""
+    settings = get_settings()
+    limit = effective_limit(
+        per_second, burst, settings.rate_limit_per_second, settings.rate_limit_burst
+    )
+    return "no limit" if limit is None else f"{limit[0]:g}/s, burst {limit[1]}"

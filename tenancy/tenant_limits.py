@@ -1,0 +1,45 @@
+"""Per-tenant rate limits in the registry; every API process sees a change at once (NOTIFY)."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tenancy.provisioning import UnknownTenant
+from tenancy.registry import announce_change, tenants
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLimit:
+    slug: str
+    per_second: float | None
+    burst: int | None
+
+
+async def set_rate_limit(
+    engine: AsyncEngine, slug: str, per_second: float | None, burst: int | None
+) -> None:
+    """None for either value means the settings' default for it."""
+    if (per_second is not None and per_second <= 0) or (burst is not None and burst < 1):
+        raise ValueError("the rate must be > 0 and the burst >= 1")
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(tenants)
+            .where(tenants.c.slug == slug)
+            .values(rate_limit_per_second=per_second, rate_limit_burst=burst)
+        )
+        if result.rowcount == 0:
+            raise UnknownTenant(f"unknown tenant {slug!r}")
+        await announce_change(conn, slug)
+
+
+async def tenant_limits(conn: AsyncConnection) -> list[TenantLimit]:
+    """Tenants with a limit of their own."""
+    rows = await conn.execute(
+        select(tenants.c.slug, tenants.c.rate_limit_per_second, tenants.c.rate_limit_burst)
+        .where(
+            or_(tenants.c.rate_limit_per_second.isnot(None), tenants.c.rate_limit_burst.isnot(None))
+        )
+        .order_by(tenants.c.slug)
+    )
+    return [TenantLimit(*row) for row in rows]
