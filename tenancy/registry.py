@@ -24,7 +24,16 @@ from tenancy.naming import REGISTRY_SCHEMA, checked_schema
 
 registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
 
-TENANT_STATUSES = ("active", "suspended")
+ACTIVE, SUSPENDED, ARCHIVED = "active", "suspended", "archived"
+TENANT_STATUSES = (ACTIVE, SUSPENDED)
+"""What suspend/resume may set; ARCHIVED is only ever set (and undone) by archive/restore."""
+
+ARCHIVE_COLUMNS_SET_TOGETHER = (
+    "(status = 'archived') = (archived_at IS NOT NULL)"
+    " AND (status = 'archived') = (archived_schema IS NOT NULL)"
+    " AND (status = 'archived') = (status_before_archive IS NOT NULL)"
+)
+"""An archived row says when, where its schema went and what to restore it to; no other row does."""
 
 tenants = Table(
     "tenants",
@@ -35,7 +44,15 @@ tenants = Table(
     Column("display_name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint("status IN ('active', 'suspended')", name="tenants_status_check"),
+    Column("archived_at", DateTime(timezone=True)),
+    Column("archived_schema", Text, unique=True),
+    Column("status_before_archive", Text),
+    CheckConstraint("status IN ('active', 'suspended', 'archived')", name="tenants_status_check"),
+    CheckConstraint(ARCHIVE_COLUMNS_SET_TOGETHER, name="tenants_archive_check"),
+    CheckConstraint(
+        "status_before_archive IN ('active', 'suspended')",
+        name="tenants_status_before_archive_check",
+    ),
 )
 
 api_keys = Table(
@@ -78,7 +95,7 @@ class TenantRow:
 
 
 async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
-    """One round trip: the tenant and its active key hashes."""
+    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
     stmt = (
         select(
             tenants.c.id,
@@ -93,7 +110,7 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
                 (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
             )
         )
-        .where(tenants.c.slug == slug)
+        .where(tenants.c.slug == slug, tenants.c.status != ARCHIVED)
     )
     rows = (await conn.execute(stmt)).all()
     if not rows:
@@ -122,8 +139,9 @@ async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
 
 
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
-    """Schema names of all tenants (or of the given slugs), each checked against the naming rule."""
-    stmt = select(tenants.c.schema_name).order_by(tenants.c.id)
+    """Schema names of all live tenants (or of the given slugs), each checked against the naming
+    rule; archived tenants have no schema in the tenant namespace, so they are left out."""
+    stmt = select(tenants.c.schema_name).where(tenants.c.status != ARCHIVED).order_by(tenants.c.id)
     if slugs:
         stmt = stmt.where(tenants.c.slug.in_(slugs))
     return [checked_schema(name) for name in (await conn.scalars(stmt))]
