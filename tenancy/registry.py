@@ -66,6 +66,9 @@ api_keys = Table(
     Index("api_keys_tenant_id_idx", "tenant_id"),
 )
 
+IS_LIVE = tenants.c.status != ARCHIVED
+"""Tenants whose schema is in the tenant namespace: what requests and migrations may touch."""
+
 NOTIFY_CHANNEL = "tenantry_registry"
 """Registry changes are announced here (payload: the slug) so every process drops its cache."""
 
@@ -110,7 +113,7 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
                 (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
             )
         )
-        .where(tenants.c.slug == slug, tenants.c.status != ARCHIVED)
+        .where(tenants.c.slug == slug, IS_LIVE)
     )
     rows = (await conn.execute(stmt)).all()
     if not rows:
@@ -141,7 +144,7 @@ async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
     """Schema names of all live tenants (or of the given slugs), each checked against the naming
     rule; archived tenants have no schema in the tenant namespace, so they are left out."""
-    stmt = select(tenants.c.schema_name).where(tenants.c.status != ARCHIVED).order_by(tenants.c.id)
+    stmt = select(tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
     if slugs:
         stmt = stmt.where(tenants.c.slug.in_(slugs))
     return [checked_schema(name) for name in (await conn.scalars(stmt))]

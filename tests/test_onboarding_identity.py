@@ -8,37 +8,43 @@ Alembic running every revision, and prove the comparison notices any single diff
 import secrets
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
 from tenancy.lifecycle.build.replay_script import ReplayScript
-from tenancy.lifecycle.catalog import catalog_differences, schema_catalog
+from tenancy.lifecycle.catalog import Catalog, catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
+from tenancy.session import SET_TENANT_SEARCH_PATH
 
 
-async def catalogs(engine: AsyncEngine, *tenants: CreatedTenant):
+async def catalog_of(engine: AsyncEngine, tenant: CreatedTenant) -> Catalog:
     async with engine.connect() as conn:
-        return [await schema_catalog(conn, tenant.schema) for tenant in tenants]
+        return await schema_catalog(conn, tenant.schema)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+async def fast(engine: AsyncEngine, blueprint: TenantBlueprint) -> CreatedTenant:
+    """Built the way the CLI and the admin API build tenants."""
+    return await create_tenant(engine, blueprint, "f-" + secrets.token_hex(5))
+
+
+@pytest.fixture(scope="module")
 async def replayed(engine: AsyncEngine, tracks: Tracks) -> CreatedTenant:
-    """A tenant whose tables come from real Alembic running every revision, one by one."""
+    """Built by real Alembic running every revision, one by one."""
     return await create_tenant(
         engine, TenantBlueprint(ReplayAlembic(tracks)), "r-" + secrets.token_hex(5)
     )
 
 
 async def test_fast_path_schema_is_identical_to_running_every_revision(
-    engine: AsyncEngine, tenant: CreatedTenant, replayed: CreatedTenant
+    engine: AsyncEngine, fast: CreatedTenant, replayed: CreatedTenant
 ) -> None:
-    fast, reference = await catalogs(engine, tenant, replayed)
-    assert catalog_differences(reference, fast) == []
-    assert {row[0] for row in fast["relations"]} >= {"todos", "users", "songs", "alembic_version"}
-    assert len(fast["columns"]) > 10 and fast["indexes"] and fast["sequences"]
+    built, reference = await catalog_of(engine, fast), await catalog_of(engine, replayed)
+    assert catalog_differences(reference, built) == []
+    assert {row[0] for row in built["relations"]} >= {"todos", "users", "songs", "alembic_version"}
+    assert len(built["columns"]) > 10 and built["indexes"] and built["sequences"]
 
 
 async def test_prerendered_replay_builds_the_same_schema_too(
@@ -47,59 +53,63 @@ async def test_prerendered_replay_builds_the_same_schema_too(
     scripted = await create_tenant(
         engine, TenantBlueprint(ReplayScript(tracks)), "s-" + secrets.token_hex(5)
     )
-    scripted_catalog, reference = await catalogs(engine, scripted, replayed)
-    assert catalog_differences(reference, scripted_catalog) == []
+    reference = await catalog_of(engine, replayed)
+    assert catalog_differences(reference, await catalog_of(engine, scripted)) == []
+
+
+async def test_comparison_ignores_the_schema_name_and_object_ids(
+    engine: AsyncEngine, fast: CreatedTenant, other_tenant: CreatedTenant
+) -> None:
+    """Two fast-path tenants are equal although every oid and both schema names differ."""
+    one, two = await catalog_of(engine, fast), await catalog_of(engine, other_tenant)
+    assert catalog_differences(one, two) == []
+    assert any("<schema>.todos" in row[1] for row in one["indexes"])
 
 
 ONE_CHANGE = {
-    "column type": ("ALTER TABLE todos ALTER COLUMN content TYPE varchar(1999)", "columns"),
-    "nullability": ("ALTER TABLE songs ALTER COLUMN artist DROP NOT NULL", "columns"),
-    "default": (
-        "ALTER TABLE users ALTER COLUMN created_at SET DEFAULT now() - interval '1s'",
-        "columns",
-    ),
+    "column type": ("columns", "ALTER TABLE todos ALTER COLUMN content TYPE varchar(1999)"),
+    "nullability": ("columns", "ALTER TABLE songs ALTER COLUMN artist DROP NOT NULL"),
+    "default": ("columns", "ALTER TABLE users ALTER created_at SET DEFAULT statement_timestamp()"),
     "column order": (
-        "ALTER TABLE songs DROP COLUMN name; ALTER TABLE songs ADD COLUMN name varchar(200)"
-        " NOT NULL",
         "columns",
+        "ALTER TABLE songs DROP COLUMN name",
+        "ALTER TABLE songs ADD COLUMN name varchar(200) NOT NULL",
     ),
-    "extra column": ("ALTER TABLE todos ADD COLUMN note text", "columns"),
-    "constraint": ("ALTER TABLE users DROP CONSTRAINT uq_users_email", "constraints"),
-    "check": ("ALTER TABLE songs ADD CONSTRAINT ck_name CHECK (name <> '')", "constraints"),
-    "index": ("CREATE INDEX ix_todos_created_at ON todos (created_at)", "indexes"),
-    "identity": ("ALTER TABLE todos ALTER COLUMN id SET INCREMENT BY 2", "sequences"),
-    "identity kind": ("ALTER TABLE songs ALTER COLUMN id SET GENERATED ALWAYS", "columns"),
-    "extra table": ("CREATE TABLE extra (id int)", "relations"),
-    "view": ("CREATE VIEW live_todos AS SELECT id FROM todos", "views"),
-    "function": ("CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'", "functions"),
-    "enum type": ("CREATE TYPE mood AS ENUM ('ok')", "types"),
-    "comment": ("COMMENT ON COLUMN todos.content IS 'what to do'", "columns"),
-    "version row": ("UPDATE alembic_version SET version_num = 'elsewhere'", "alembic_version"),
+    "extra column": ("columns", "ALTER TABLE todos ADD COLUMN note text"),
+    "collation": ("columns", 'ALTER TABLE songs ALTER COLUMN artist TYPE varchar(200) COLLATE "C"'),
+    "constraint": ("constraints", "ALTER TABLE users DROP CONSTRAINT uq_users_email"),
+    "check": ("constraints", "ALTER TABLE songs ADD CONSTRAINT ck_name CHECK (name <> '')"),
+    "index": ("indexes", "CREATE INDEX ix_todos_created_at ON todos (created_at)"),
+    "identity": ("sequences", "ALTER TABLE todos ALTER COLUMN id SET INCREMENT BY 2"),
+    "identity kind": ("columns", "ALTER TABLE songs ALTER COLUMN id SET GENERATED ALWAYS"),
+    "extra table": ("relations", "CREATE TABLE extra (id int)"),
+    "view": ("views", "CREATE VIEW live_todos AS SELECT id FROM todos"),
+    "function": ("functions", "CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'"),
+    "trigger": (
+        "triggers",
+        "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+        "CREATE TRIGGER touch BEFORE UPDATE ON todos FOR EACH ROW EXECUTE FUNCTION touch()",
+    ),
+    "enum type": ("types", "CREATE TYPE mood AS ENUM ('ok')"),
+    "comment": ("columns", "COMMENT ON COLUMN todos.content IS 'what to do'"),
+    "privilege": ("relations", "GRANT SELECT ON todos TO PUBLIC"),
+    "version row": ("alembic_version", "UPDATE alembic_version SET version_num = 'elsewhere'"),
 }
 
 
 @pytest.mark.negative_control
 @pytest.mark.parametrize("change", ONE_CHANGE.values(), ids=ONE_CHANGE.keys())
 async def test_comparison_fails_on_any_single_difference(
-    engine: AsyncEngine, tenant: CreatedTenant, replayed: CreatedTenant, change: tuple[str, ...]
+    engine: AsyncEngine, fast: CreatedTenant, replayed: CreatedTenant, change: tuple[str, ...]
 ) -> None:
-    statement, section = change
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("SELECT set_config('search_path', :s, true)"), {"s": replayed.schema}
-        )
-        for part in statement.split("; "):
-            await conn.exec_driver_sql(part)
-    fast, altered = await catalogs(engine, tenant, replayed)
-    differences = catalog_differences(fast, altered)
-    assert differences, statement
+    """Each change is made to the replayed schema inside a transaction that is rolled back."""
+    section, *statements = change
+    expected = await catalog_of(engine, fast)
+    async with engine.connect() as conn, conn.begin() as transaction:
+        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": replayed.schema})
+        for statement in statements:
+            await conn.exec_driver_sql(statement)
+        differences = catalog_differences(expected, await schema_catalog(conn, replayed.schema))
+        await transaction.rollback()
     assert any(line.startswith(f"{section}:") for line in differences), differences
-
-
-async def test_comparison_ignores_the_schema_name_and_object_ids(
-    engine: AsyncEngine, tenant: CreatedTenant, other_tenant: CreatedTenant
-) -> None:
-    """Two fast-path tenants are equal although every oid and the schema names differ."""
-    one, two = await catalogs(engine, tenant, other_tenant)
-    assert catalog_differences(one, two) == []
-    assert any("<schema>.todos" in row[1] for row in one["indexes"])
+    assert catalog_differences(expected, await catalog_of(engine, replayed)) == []
