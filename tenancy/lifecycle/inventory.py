@@ -52,7 +52,7 @@ async def tenant_inventory(conn: AsyncConnection, slug: str | None = None) -> li
         stmt = stmt.where(tenants.c.slug == slug)
     rows = (await conn.execute(stmt)).all()
     locations = [checked_data_schema(row.location) for row in rows]
-    sizes = dict((await conn.execute(_SCHEMA_SIZES, {"schemas": locations})).tuples().all())
+    sizes = dict((await conn.execute(_SCHEMA_SIZES, {"schemas": locations})).all())
     revisions = await schema_revisions(conn, locations)
     return [
         TenantSummary(
