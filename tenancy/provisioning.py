@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenancy.keys import NewKey, new_api_key
 from tenancy.lifecycle.api_keys import add_key, create_key, revoke_key
 from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint, as_blueprint
+from tenancy.lifecycle.build import run_script
 from tenancy.lifecycle.errors import TenantExists, UnknownKey, UnknownTenant
 from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
@@ -121,9 +122,14 @@ async def register(conn: AsyncConnection, onboarding: Onboarding) -> None:
 
 
 async def create_schema(conn: AsyncConnection, onboarding: Onboarding) -> None:
-    async with duplicates_as(TenantExists(f"schema {onboarding.schema} already exists")):
-        await conn.exec_driver_sql(f"CREATE SCHEMA {quote_schema(onboarding.schema)}")
+    """The search_path first (it may name a schema that does not exist yet), then the schema.
+
+    CREATE SCHEMA goes over the simple query protocol: a statement that is new for every tenant
+    gains nothing from being prepared but a round trip.
+    """
     await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": onboarding.schema})
+    async with duplicates_as(TenantExists(f"schema {onboarding.schema} already exists")):
+        await run_script(conn, f"CREATE SCHEMA {quote_schema(onboarding.schema)}")
 
 
 async def build_tables(conn: AsyncConnection, creation: Creation) -> None:
@@ -175,8 +181,8 @@ async def duplicates_as(error: TenantExists) -> AsyncIterator[None]:
     """Turn a unique violation or an existing schema into the given TenantExists."""
     try:
         yield
-    except DBAPIError as exc:
-        cause = getattr(exc.orig, "__cause__", None)
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        cause = getattr(exc.orig, "__cause__", None) if isinstance(exc, DBAPIError) else exc
         if isinstance(cause, asyncpg.UniqueViolationError | asyncpg.DuplicateSchemaError):
             raise error from None
         raise
