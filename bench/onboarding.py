@@ -2,8 +2,9 @@
 
     python bench/onboarding.py [--tenants 200] [--extra-revisions 50]
 
-Creates tenants in a throwaway database (on TENANTRY_DATABASE_URL's server, or the embedded one)
-four ways, interleaved so that load and catalog growth hit each alike:
+Creates tenants in a throwaway database (on TENANTRY_DATABASE_URL's server, or the embedded one;
+`--in-place` uses that database itself and drops only what it created) four ways, interleaved
+so that load and catalog growth hit each alike:
 
 - raw asyncpg DDL: CREATE SCHEMA and the head schema's DDL on a bare connection (the floor);
 - create_tenant: the real onboarding (registry row, schema, head DDL + stamp, key, NOTIFY);
@@ -152,19 +153,23 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
 
 
 async def run_history(
-    engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks, label: str, tenants: int
+    engine: AsyncEngine,
+    raw: asyncpg.Connection,
+    tracks: Tracks,
+    label: str,
+    tenants: int,
+    created: list[str],
 ) -> list[Method]:
     methods = methods_for(engine, raw, tracks)
-    slugs: list[list[str]] = [[] for _ in methods]
     for round_ in range(tenants):
-        for n, method in enumerate(methods):
-            slug = f"b{label}-{n}-{round_}-{secrets.token_hex(2)}"
+        slugs = [f"b{label}-{n}-{round_}-{secrets.token_hex(2)}" for n in range(len(methods))]
+        for method, slug in zip(methods, slugs, strict=True):
+            created.append(slug)
             start = time.perf_counter()
             await method.create(slug)
             method.millis.append((time.perf_counter() - start) * 1000)
-            slugs[n].append(slug)
         if round_ == 0:
-            await check_identical(engine, [tenant_schema(s[0]) for s in slugs], label)
+            await check_identical(engine, [tenant_schema(slug) for slug in slugs], label)
     return methods
 
 
@@ -220,15 +225,16 @@ def revisions(tracks: Tracks) -> str:
     return f"{count} revision" + ("" if count == 1 else "s")
 
 
-async def main(tenants: int, extra: int) -> None:
-    server = await database_url(TenancySettings())
-    url = make_url(server).set(database=f"tenantry_bench_{secrets.token_hex(4)}")
+async def main(tenants: int, extra: int, in_place: bool) -> None:
+    configured = await database_url(TenancySettings())
+    url = make_url(configured)
+    if not in_place:
+        url = url.set(database=f"tenantry_bench_{secrets.token_hex(4)}")
     url_text = url.render_as_string(hide_password=False)
     await ensure_database(url_text)
-    settings = TenancySettings(database_url=url_text)
-    engine = create_engine(url_text, settings)
+    engine = create_engine(url_text, TenancySettings(database_url=url_text))
     raw = await asyncpg.connect(asyncpg_dsn(url_text))
-    real = load_tracks(ALEMBIC_INI)
+    real, created = load_tracks(ALEMBIC_INI), []
     try:
         async with engine.begin() as conn:
             await conn.run_sync(upgrade_shared, real)
@@ -237,19 +243,36 @@ async def main(tenants: int, extra: int) -> None:
             longer = write_history(Path(folder), real, extra)
             histories = {revisions(real): real, revisions(longer): longer}
             results = {
-                label: await run_history(engine, raw, tracks, str(n), tenants)
+                label: await run_history(engine, raw, tracks, str(n), tenants, created)
                 for n, (label, tracks) in enumerate(histories.items())
             }
         report(results, tenants, f"PostgreSQL {version}")
     finally:
+        if in_place:
+            await drop_tenants(raw, created)
         await raw.close()
         await engine.dispose()
-        await drop_database(url_text)
+        if not in_place:
+            await drop_database(url_text)
+
+
+async def drop_tenants(raw: asyncpg.Connection, slugs: list[str]) -> None:
+    """--in-place: remove what the bench created (their revisions may exist only in the bench)."""
+    async with raw.transaction():
+        await raw.execute("DELETE FROM tenantry.tenants WHERE slug = ANY($1::text[])", slugs)
+        for slug in slugs:
+            await raw.execute(f"DROP SCHEMA IF EXISTS {quote_schema(tenant_schema(slug))} CASCADE")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=200, help="tenants per method and history")
     parser.add_argument("--extra-revisions", type=int, default=50, help="synthetic revisions")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="use the configured database itself (its shared schema must be migratable) and "
+        "drop only the bench's tenants afterwards, instead of a throwaway database",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.tenants, args.extra_revisions))
+    asyncio.run(main(args.tenants, args.extra_revisions, args.in_place))

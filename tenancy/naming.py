@@ -127,8 +127,12 @@ def staging_schema() -> str:
     return STAGING_SCHEMA_PREFIX + secrets.token_hex(8)
 
 
+def is_staging_schema(name: str) -> bool:
+    return _STAGING_SCHEMA.fullmatch(name) is not None
+
+
 def checked_staging_schema(name: str) -> str:
-    if _STAGING_SCHEMA.fullmatch(name) is None:
+    if not is_staging_schema(name):
         raise InvalidSchemaName(f"not an import staging schema name: {name[:80]!r}")
     return name
 

@@ -1,32 +1,32 @@
 """Export one tenant's schema to a file, and import such a file as a tenant (under any slug).
 
 An export is `pg_dump --format=custom --schema=<its schema>`. An import cannot simply restore
-it: the archive names its schema, which may be taken (importing a copy beside the original) and
-is not the new tenant's. So the archive is restored into a scratch database, renamed there to a
-staging name and dumped again; that copy is restored into a staging schema, and one transaction
-renames it to the tenant's schema, registers the tenant, brings it to head and issues a key.
-A failure anywhere leaves no tenant; a killed import may leave only its `importing_*` schema.
+it: the archive names its schema, which is not the new tenant's and may be taken (a copy beside
+the original). So `pg_restore` turns the archive into SQL, and `psql` runs it in one transaction
+that renames the schema to a staging name right after creating it; if the original exists, that
+transaction first moves it aside and finally puts it back (other sessions, reading committed
+catalog rows, never see it move). Then one transaction of ours renames the staging schema to the
+tenant's, registers the tenant, brings it to head and issues a key. A failure anywhere leaves no
+tenant; a killed import may leave only its `importing_*` staging schema, which blocks nothing.
 """
 
 import asyncio
 import re
-import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-from sqlalchemy import URL, select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.database import asyncpg_dsn, drop_database, ensure_database
 from tenancy.lifecycle.catchup import bring_to_head
 from tenancy.lifecycle.errors import LifecycleError, TenantExists, UnknownTenant
-from tenancy.lifecycle.pgtools import PgTool, pg_tool, server_major
+from tenancy.lifecycle.pgtools import pg_tool, server_major
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import (
     checked_data_schema,
     is_archive_schema,
+    is_staging_schema,
     is_tenant_schema,
     quote_data_schema,
     quote_schema,
@@ -46,7 +46,8 @@ from tenancy.provisioning import (
 )
 from tenancy.registry import tenants
 
-RESTORE_FLAGS = ("--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error")
+PSQL_FLAGS = ("--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1")
+"""Every --command and --file in one transaction, rolled back at the first error."""
 _SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+)", re.MULTILINE)
 
 
@@ -103,7 +104,7 @@ async def import_tenant(
 ) -> CreatedTenant:
     async with engine.connect() as conn:
         major = await server_major(conn)
-    restore, dump = pg_tool("pg_restore", major, engine.url), pg_tool("pg_dump", major, engine.url)
+    restore, psql = pg_tool("pg_restore", major, engine.url), pg_tool("psql", major, engine.url)
     source = exported_schema(await asyncio.to_thread(restore.run, "--list", str(file)))
     adoption = Adoption.of(
         slug or default_slug(source), display_name, staging=staging_schema(), tracks=tracks
@@ -111,19 +112,50 @@ async def import_tenant(
     await refuse_taken_slug(engine, adoption.slug)
     try:
         with tempfile.TemporaryDirectory(prefix="tenantry-import-") as folder:
-            renamed = Path(folder) / "renamed.dump"
-            await rename_in_scratch_database(
-                engine.url, restore, dump, file, source, adoption.staging, renamed
-            )
+            script = Path(folder) / "restore.sql"
             await asyncio.to_thread(
-                restore.run, *RESTORE_FLAGS, f"--dbname={engine.url.database}", str(renamed)
+                restore.run, "--no-owner", "--no-privileges", f"--file={script}", str(file)
             )
+            taken = await schema_exists(engine, source)
+            commands = staging_commands(script, source, adoption.staging, taken)
+            await asyncio.to_thread(psql.run, *PSQL_FLAGS, *commands)
         return await run_steps(engine, adoption, IMPORT_STEPS)
     finally:
         async with engine.begin() as conn:
             await conn.exec_driver_sql(
                 f"DROP SCHEMA IF EXISTS {quote_staging_schema(adoption.staging)} CASCADE"
             )
+
+
+def staging_commands(script: Path, source: str, staging: str, source_taken: bool) -> list[str]:
+    """psql arguments restoring `script` into `staging`, one transaction (see PSQL_FLAGS)."""
+    restored = ["--file", str(script), "--command", _rename(source, staging)]
+    if not source_taken:
+        return restored
+    aside = staging_schema()
+    return [
+        "--command",
+        _rename(source, aside),
+        *restored,
+        "--command",
+        _rename(aside, source),
+    ]
+
+
+def _rename(old: str, new: str) -> str:
+    return f"ALTER SCHEMA {_quote_any(old)} RENAME TO {_quote_any(new)}"
+
+
+def _quote_any(name: str) -> str:
+    return quote_staging_schema(name) if is_staging_schema(name) else quote_data_schema(name)
+
+
+async def schema_exists(engine: AsyncEngine, schema: str) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+        )
+    return found is not None
 
 
 def exported_schema(listing: str) -> str:
@@ -147,34 +179,6 @@ async def refuse_taken_slug(engine: AsyncEngine, slug: str) -> None:
     async with engine.connect() as conn:
         if await conn.scalar(select(tenants.c.id).where(tenants.c.slug == slug)):
             raise TenantExists(f"tenant {slug!r} already exists")
-
-
-async def rename_in_scratch_database(
-    url: URL, restore: PgTool, dump: PgTool, file: Path, source: str, staging: str, out: Path
-) -> None:
-    """Restore into a throwaway database, rename the schema there, and dump it again."""
-    scratch = url.set(database=f"tenantry_import_{secrets.token_hex(6)}")
-    scratch_url = scratch.render_as_string(hide_password=False)
-    await ensure_database(scratch_url)
-    try:
-        await asyncio.to_thread(
-            restore.run, *RESTORE_FLAGS, f"--dbname={scratch.database}", str(file)
-        )
-        conn = await asyncpg.connect(asyncpg_dsn(scratch_url))
-        try:
-            staged = quote_staging_schema(staging)
-            await conn.execute(f"ALTER SCHEMA {quote_data_schema(source)} RENAME TO {staged}")
-        finally:
-            await conn.close()
-        await asyncio.to_thread(
-            dump.run,
-            "--format=custom",
-            f"--schema={staging}",
-            f"--dbname={scratch.database}",
-            f"--file={out}",
-        )
-    finally:
-        await drop_database(scratch_url)
 
 
 async def adopt_staging_schema(conn: AsyncConnection, adoption: Adoption) -> None:
