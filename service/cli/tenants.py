@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +46,7 @@ def tenants_list(as_json: Json = False) -> None:
 
     rows = run_with_engine(inventory)
     if as_json:
-        typer.echo(json.dumps([asdict(row) for row in rows], default=str))
+        typer.echo(json.dumps([asdict(row) for row in rows], default=datetime.isoformat))
         return
     table = [("SLUG", "STATUS", "REVISION", "CREATED", "SIZE")] + [_cells(r) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
