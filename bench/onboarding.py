@@ -3,18 +3,18 @@
     python bench/onboarding.py [--tenants 200] [--extra-revisions 50]
 
 Creates tenants in a throwaway database (on TENANTRY_DATABASE_URL's server, or the embedded one;
-`--in-place` uses that database itself and drops only what it created) four ways, interleaved
-so that load and catalog growth hit each alike:
+`--in-place` uses that database itself and drops only what it created) four ways:
 
 - raw asyncpg DDL: CREATE SCHEMA and the head schema's DDL on a bare connection (the floor);
 - create_tenant: the real onboarding (registry row, schema, head DDL + stamp, key, NOTIFY);
 - create_tenant replaying every revision as one pre-rendered script;
 - create_tenant running every revision through Alembic.
 
-Then again with `--extra-revisions` synthetic revisions appended to a temporary copy of
+and all four again with `--extra-revisions` synthetic revisions appended to a temporary copy of
 `migrations/` (add then drop a column and index, create then drop a table, widen then narrow
-a column: the head schema stays the same, only the history grows). Before timing, each history's
-tenants are checked to have identical catalogs. Prints p50/p95/p99 per tenant and the ratios.
+a column: the head schema stays the same, only the history grows). Each round creates one
+tenant per method and history, so drifting load and catalog growth hit every method alike. The
+first round's schemas are checked to have identical catalogs. Prints p50/p95/p99 and ratios.
 """
 
 import argparse
@@ -152,25 +152,26 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
     ]
 
 
-async def run_history(
+async def run_all(
     engine: AsyncEngine,
     raw: asyncpg.Connection,
-    tracks: Tracks,
-    label: str,
+    histories: dict[str, Tracks],
     tenants: int,
     created: list[str],
-) -> list[Method]:
-    methods = methods_for(engine, raw, tracks)
+) -> dict[str, list[Method]]:
+    """Round after round, one tenant per method and history: drift in load hits all alike."""
+    results = {label: methods_for(engine, raw, tracks) for label, tracks in histories.items()}
     for round_ in range(tenants):
-        slugs = [f"b{label}-{n}-{round_}-{secrets.token_hex(2)}" for n in range(len(methods))]
-        for method, slug in zip(methods, slugs, strict=True):
-            created.append(slug)
-            start = time.perf_counter()
-            await method.create(slug)
-            method.millis.append((time.perf_counter() - start) * 1000)
-        if round_ == 0:
-            await check_identical(engine, [tenant_schema(slug) for slug in slugs], label)
-    return methods
+        for h, (label, methods) in enumerate(results.items()):
+            slugs = [f"b{h}-{n}-{round_}-{secrets.token_hex(2)}" for n in range(len(methods))]
+            for method, slug in zip(methods, slugs, strict=True):
+                created.append(slug)
+                start = time.perf_counter()
+                await method.create(slug)
+                method.millis.append((time.perf_counter() - start) * 1000)
+            if round_ == 0:
+                await check_identical(engine, [tenant_schema(slug) for slug in slugs], label)
+    return results
 
 
 async def check_identical(engine: AsyncEngine, schemas: list[str], label: str) -> None:
@@ -242,10 +243,7 @@ async def main(tenants: int, extra: int, in_place: bool) -> None:
         with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
             longer = write_history(Path(folder), real, extra)
             histories = {revisions(real): real, revisions(longer): longer}
-            results = {
-                label: await run_history(engine, raw, tracks, str(n), tenants, created)
-                for n, (label, tracks) in enumerate(histories.items())
-            }
+            results = await run_all(engine, raw, histories, tenants, created)
         report(results, tenants, f"PostgreSQL {version}")
     finally:
         if in_place:
