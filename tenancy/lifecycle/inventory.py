@@ -40,7 +40,7 @@ class TenantSummary:
 
 
 async def tenant_inventory(conn: AsyncConnection, slug: str | None = None) -> list[TenantSummary]:
-    """All tenants (or one), by slug; three queries whatever the number of tenants."""
+    """All tenants (or one), by slug: three queries, plus one per 500 tenants for revisions."""
     stmt = select(
         tenants.c.slug,
         tenants.c.display_name,
