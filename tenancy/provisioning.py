@@ -1,30 +1,48 @@
-"""Creating a tenant: registry row, schema, every table at head and a first key, all or nothing."""
+"""Creating a tenant: registry row, schema, every table at head, seed rows and a first key.
 
-from dataclasses import dataclass
+All of it happens in one transaction, step by step (`ONBOARDING_STEPS`): a failure at any step,
+or a client killed mid-way, leaves no row, no schema and no key behind. Two creates of one slug
+meet at the registry's unique index: the second waits for the first and then fails cleanly.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 import asyncpg
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenancy.keys import NewKey, new_api_key
-from tenancy.migrate.render import cached_sql
+from tenancy.lifecycle.api_keys import add_key, create_key, revoke_key
+from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint, as_blueprint
+from tenancy.lifecycle.build import run_script
+from tenancy.lifecycle.errors import TenantExists, UnknownKey, UnknownTenant
+from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema, tenant_schema, validate_slug
-from tenancy.registry import TENANT_STATUSES, announce_change, api_keys, tenants
+from tenancy.registry import announce_change, tenants
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
+__all__ = [
+    "ONBOARDING_STEPS",
+    "CreatedTenant",
+    "TenantExists",
+    "UnknownKey",
+    "UnknownTenant",
+    "create_key",
+    "create_tenant",
+    "prepare_schema",
+    "revoke_key",
+    "run_steps",
+    "set_status",
+]
 
-class TenantExists(Exception):
-    """The slug (or its schema) is taken."""
 
-
-class UnknownTenant(LookupError):
-    """No tenant has this slug."""
-
-
-class UnknownKey(LookupError):
-    """No active key has this id."""
+OnboardingStep = Callable[[AsyncConnection, Any], Awaitable[None]]
+"""One step of bringing a tenant into being, run inside the shared transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,87 +54,135 @@ class CreatedTenant:
     api_key: str
 
 
+@dataclass
+class Onboarding:
+    """A tenant coming into being: what the steps read, and its registry id once there is one."""
+
+    slug: str
+    schema: str
+    display_name: str
+    key: NewKey = field(default_factory=new_api_key)
+    tenant_id: int = 0
+
+    @classmethod
+    def of(cls, slug: str, display_name: str | None = None, **more: Any) -> Self:
+        return cls(validate_slug(slug), tenant_schema(slug), display_name or slug, **more)
+
+    def new_tenant(self) -> NewTenant:
+        return NewTenant(self.tenant_id, self.slug, self.schema, self.display_name)
+
+    def created(self) -> CreatedTenant:
+        return CreatedTenant(
+            self.slug, self.schema, self.display_name, self.key.key_id, self.key.token
+        )
+
+
+@dataclass
+class Creation(Onboarding):
+    blueprint: TenantBlueprint = field(kw_only=True)
+
+
 async def create_tenant(
-    engine: AsyncEngine, tracks: Tracks, slug: str, display_name: str | None = None
+    engine: AsyncEngine,
+    blueprint: TenantBlueprint | Tracks,
+    slug: str,
+    display_name: str | None = None,
 ) -> CreatedTenant:
-    """One transaction: a failure at any step leaves no row, no schema and no key behind."""
-    slug = validate_slug(slug)
-    schema = tenant_schema(slug)
-    head_sql = cached_sql(tracks.tenant, None, tracks.tenant_head)
-    key = new_api_key()
+    """One transaction: a failure at any step leaves no row, no schema and no key behind.
+
+    Pass the blueprint the service builds from its models (the fast path); bare Tracks still
+    work and replay every revision.
+    """
+    creation = Creation.of(slug, display_name, blueprint=as_blueprint(blueprint))
+    return await run_steps(engine, creation, ONBOARDING_STEPS)
+
+
+async def run_steps(
+    engine: AsyncEngine, onboarding: Onboarding, steps: Iterable[OnboardingStep]
+) -> CreatedTenant:
+    """Every step in one transaction, in order: all of them happen or none does."""
     async with engine.begin() as conn:
-        try:
-            tenant_id = await conn.scalar(
-                insert(tenants)
-                .values(slug=slug, schema_name=schema, display_name=display_name or slug)
-                .returning(tenants.c.id)
+        for step in steps:
+            await step(conn, onboarding)
+    return onboarding.created()
+
+
+async def register(conn: AsyncConnection, onboarding: Onboarding) -> None:
+    """The registry row first: a concurrent create of the same slug waits here, then fails."""
+    async with duplicates_as(TenantExists(f"tenant {onboarding.slug!r} already exists")):
+        onboarding.tenant_id = await conn.scalar(
+            insert(tenants)
+            .values(
+                slug=onboarding.slug,
+                schema_name=onboarding.schema,
+                display_name=onboarding.display_name,
             )
-            await conn.exec_driver_sql(f"CREATE SCHEMA {quote_schema(schema)}")
-        except (IntegrityError, DBAPIError) as exc:
-            if _is_duplicate(exc):
-                raise TenantExists(f"tenant {slug!r} already exists") from None
-            raise
-        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
-        await _run_script(conn, head_sql)
-        await add_key(conn, tenant_id, key)
-        await announce_change(conn, slug)
-    return CreatedTenant(slug, schema, display_name or slug, key.key_id, key.token)
-
-
-async def add_key(conn: AsyncConnection, tenant_id: int, key: NewKey) -> None:
-    await conn.execute(
-        insert(api_keys).values(key_id=key.key_id, tenant_id=tenant_id, key_hash=key.key_hash)
-    )
-
-
-async def _run_script(conn: AsyncConnection, sql: str) -> None:
-    """Several statements in one round trip (simple query protocol), inside conn's transaction."""
-    raw = await conn.get_raw_connection()
-    await raw.driver_connection.execute(sql)
-
-
-def _is_duplicate(exc: DBAPIError) -> bool:
-    cause = getattr(exc.orig, "__cause__", None)
-    return isinstance(cause, asyncpg.UniqueViolationError | asyncpg.DuplicateSchemaError)
-
-
-async def create_key(engine: AsyncEngine, slug: str) -> NewKey:
-    """Another active key for an existing tenant (clients rotate by holding two at once)."""
-    key = new_api_key()
-    async with engine.begin() as conn:
-        tenant_id = await conn.scalar(select(tenants.c.id).where(tenants.c.slug == slug))
-        if tenant_id is None:
-            raise UnknownTenant(f"unknown tenant {slug!r}")
-        await add_key(conn, tenant_id, key)
-        await announce_change(conn, slug)
-    return key
-
-
-async def revoke_key(engine: AsyncEngine, key_id: str) -> str:
-    """Revoke one key at once in every process; returns the slug of its tenant."""
-    async with engine.begin() as conn:
-        slug = await conn.scalar(
-            update(api_keys)
-            .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=func.now())
-            .returning(
-                select(tenants.c.slug).where(tenants.c.id == api_keys.c.tenant_id).scalar_subquery()
-            )
+            .returning(tenants.c.id)
         )
-        if slug is None:
-            raise UnknownKey(f"no active key {key_id!r}")
-        await announce_change(conn, slug)
-    return slug
 
 
-async def set_status(engine: AsyncEngine, slug: str, status: str) -> None:
-    """Suspend or resume a tenant; every API process sees it as soon as this commits."""
-    if status not in TENANT_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(TENANT_STATUSES)}")
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(tenants).where(tenants.c.slug == slug).values(status=status)
-        )
-        if result.rowcount == 0:
-            raise UnknownTenant(f"unknown tenant {slug!r}")
-        await announce_change(conn, slug)
+async def create_schema(conn: AsyncConnection, onboarding: Onboarding) -> None:
+    """The search_path first (it may name a schema that does not exist yet), then the schema.
+
+    CREATE SCHEMA goes over the simple query protocol: a statement that is new for every tenant
+    gains nothing from being prepared but a round trip.
+    """
+    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": onboarding.schema})
+    async with duplicates_as(TenantExists(f"schema {onboarding.schema} already exists")):
+        await run_script(conn, f"CREATE SCHEMA {quote_schema(onboarding.schema)}")
+
+
+async def build_tables(conn: AsyncConnection, creation: Creation) -> None:
+    await creation.blueprint.builder.build(conn, creation.schema)
+
+
+async def prepare_schema(conn: AsyncConnection, schema: str) -> None:
+    """The one place for per-schema privileges (e.g. GRANTs to a runtime role).
+
+    Runs once the schema's tables exist, on every path that brings a tenant schema into being
+    (create and import), inside that path's transaction, so `GRANT ... ON ALL TABLES IN SCHEMA`
+    covers them and `ALTER DEFAULT PRIVILEGES IN SCHEMA` covers tables later migrations add.
+    Nothing to grant yet: every connection is the owner's.
+    """
+
+
+async def grant(conn: AsyncConnection, onboarding: Onboarding) -> None:
+    await prepare_schema(conn, onboarding.schema)
+
+
+async def seed(conn: AsyncConnection, creation: Creation) -> None:
+    """The deployment's default rows (see TenantBlueprint.seed), in the tenant's schema."""
+    if creation.blueprint.seed is not None:
+        await creation.blueprint.seed(conn, creation.new_tenant())
+
+
+async def issue_first_key(conn: AsyncConnection, onboarding: Onboarding) -> None:
+    await add_key(conn, onboarding.tenant_id, onboarding.key)
+
+
+async def announce(conn: AsyncConnection, onboarding: Onboarding) -> None:
+    """Delivered only on commit: API processes that cached 'no such tenant' forget it."""
+    await announce_change(conn, onboarding.slug)
+
+
+ONBOARDING_STEPS: tuple[OnboardingStep, ...] = (
+    register,
+    create_schema,
+    build_tables,
+    grant,
+    seed,
+    issue_first_key,
+    announce,
+)
+
+
+@asynccontextmanager
+async def duplicates_as(error: TenantExists) -> AsyncIterator[None]:
+    """Turn a unique violation or an existing schema into the given TenantExists."""
+    try:
+        yield
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        cause = getattr(exc.orig, "__cause__", None) if isinstance(exc, DBAPIError) else exc
+        if isinstance(cause, asyncpg.UniqueViolationError | asyncpg.DuplicateSchemaError):
+            raise error from None
+        raise

@@ -27,7 +27,16 @@ from tenancy.naming import REGISTRY_SCHEMA, checked_schema
 
 registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
 
-TENANT_STATUSES = ("active", "suspended")
+ACTIVE, SUSPENDED, ARCHIVED = "active", "suspended", "archived"
+TENANT_STATUSES = (ACTIVE, SUSPENDED)
+"""What suspend/resume may set; ARCHIVED is only ever set (and undone) by archive/restore."""
+
+ARCHIVE_COLUMNS_SET_TOGETHER = (
+    "(status = 'archived') = (archived_at IS NOT NULL)"
+    " AND (status = 'archived') = (archived_schema IS NOT NULL)"
+    " AND (status = 'archived') = (status_before_archive IS NOT NULL)"
+)
+"""An archived row says when, where its schema went and what to restore it to; no other row does."""
 
 tenants = Table(
     "tenants",
@@ -38,9 +47,17 @@ tenants = Table(
     Column("display_name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("archived_at", DateTime(timezone=True)),
+    Column("archived_schema", Text, unique=True),
+    Column("status_before_archive", Text),
     Column("rate_limit_per_second", Float),
     Column("rate_limit_burst", Integer),
-    CheckConstraint("status IN ('active', 'suspended')", name="tenants_status_check"),
+    CheckConstraint("status IN ('active', 'suspended', 'archived')", name="tenants_status_check"),
+    CheckConstraint(ARCHIVE_COLUMNS_SET_TOGETHER, name="tenants_archive_check"),
+    CheckConstraint(
+        "status_before_archive IN ('active', 'suspended')",
+        name="tenants_status_before_archive_check",
+    ),
     CheckConstraint("rate_limit_per_second > 0", name="tenants_rate_limit_per_second_check"),
     CheckConstraint("rate_limit_burst >= 1", name="tenants_rate_limit_burst_check"),
 )
@@ -67,6 +84,9 @@ migrate_runs = Table(
     Column("tenants_failed", Integer),
 )
 """One row per `tenantry migrate` run, for /metrics (see tenancy.observability.migrate_runs)."""
+
+IS_LIVE = tenants.c.status != ARCHIVED
+"""Tenants whose schema is in the tenant namespace: what requests and migrations may touch."""
 
 NOTIFY_CHANNEL = "tenantry_registry"
 """Registry changes are announced here (payload: the slug) so every process drops its cache."""
@@ -99,7 +119,7 @@ class TenantRow:
 
 
 async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
-    """One round trip: the tenant and its active key hashes."""
+    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
     stmt = (
         select(
             tenants.c.id,
@@ -116,7 +136,7 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
                 (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
             )
         )
-        .where(tenants.c.slug == slug)
+        .where(tenants.c.slug == slug, IS_LIVE)
     )
     rows = (await conn.execute(stmt)).all()
     if not rows:
@@ -152,8 +172,9 @@ async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
-    """Schema names of all tenants (or of the given slugs), each checked against the naming rule."""
-    stmt = select(tenants.c.schema_name).order_by(tenants.c.id)
+    """Schema names of all live tenants (or of the given slugs), each checked against the naming
+    rule; archived tenants have no schema in the tenant namespace, so they are left out."""
+    stmt = select(tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
     if slugs:
         stmt = stmt.where(tenants.c.slug.in_(slugs))
     return [checked_schema(name) for name in (await conn.scalars(stmt))]

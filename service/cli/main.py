@@ -6,8 +6,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli import limits, migrate, tenants
+from service.cli import keys, limits, migrate, tenants
 from service.cli.common import owner_engine, run
+from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
 from tenancy.embedded import exit_normally_on_sigterm
 from tenancy.migrate.tracks import load_tracks
@@ -18,6 +19,7 @@ from tenancy.settings import get_settings
 app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(keys.app, name="keys")
 app.add_typer(limits.app, name="limits")
 
 
@@ -66,6 +68,7 @@ def demo(slug: str = "demo", port: int = 8000) -> None:
 
 async def _demo_key(engine: AsyncEngine, slug: str) -> str:
     try:
-        return (await create_tenant(engine, load_tracks(ALEMBIC_INI), slug, "Demo")).api_key
+        blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
+        return (await create_tenant(engine, blueprint, slug, "Demo")).api_key
     except TenantExists:
         return (await create_key(engine, slug)).token

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, MetaData, select
 from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
 from tenancy.provisioning import UnknownTenant
-from tenancy.registry import tenants
+from tenancy.registry import IS_LIVE, tenants
 
 AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")
 """Scratch schema for autogenerate; 'autogen' is a reserved slug, so no tenant can own it."""
@@ -30,7 +30,7 @@ def wants_autogenerate(config: Config) -> bool:
 
 
 def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[str]:
-    stmt = select(tenants.c.slug, tenants.c.schema_name).order_by(tenants.c.id)
+    stmt = select(tenants.c.slug, tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
     if slugs:
         stmt = stmt.where(tenants.c.slug.in_(slugs))
     rows = connection.execute(stmt).all()

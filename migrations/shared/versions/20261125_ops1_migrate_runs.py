@@ -1,7 +1,7 @@
 """registry: migrate_runs, one row per `tenantry migrate` run (for /metrics)
 
 Revision ID: shared_ops_0001_migrate_runs
-Revises: shared_0001
+Revises: shared_0002_archive
 Create Date: 2026-11-25
 
 A shared-schema revision: it names the registry schema explicitly.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "shared_ops_0001_migrate_runs"
-down_revision: str | Sequence[str] | None = "shared_0001"
+down_revision: str | Sequence[str] | None = "shared_0002_archive"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,60 @@
+"""`tenantry keys ...`: more keys for rotation, listing, revocation. A key is shown only once."""
+
+import json
+from typing import Annotated
+
+import typer
+
+from service.cli.common import run_with_engine
+from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
+
+app = typer.Typer(help="Issue, list and revoke tenants' API keys.", no_args_is_help=True)
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+@app.command("create")
+def keys_create(slug: str, as_json: Json = False) -> None:
+    """Issue another active key (clients rotate by holding two); prints it once."""
+    key = run_with_engine(lambda engine: create_key(engine, slug))
+    if as_json:
+        typer.echo(json.dumps({"slug": slug, "key_id": key.key_id, "api_key": key.token}))
+        return
+    typer.echo(f"new key {key.key_id} for tenant {slug}")
+    typer.echo(f"API key (shown once): {key.token}")
+
+
+@app.command("list")
+def keys_list(slug: str, as_json: Json = False) -> None:
+    """The tenant's keys, oldest first: id, created, revoked (secrets are never stored)."""
+
+    async def keys(engine):
+        async with engine.connect() as conn:
+            return await list_keys(conn, slug)
+
+    rows = run_with_engine(keys)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "key_id": row.key_id,
+                        "active": row.active,
+                        "created_at": row.created_at.isoformat(),
+                        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+                    }
+                    for row in rows
+                ]
+            )
+        )
+        return
+    for row in rows:
+        revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+        typer.echo(f"{row.key_id}  created {row.created_at:%Y-%m-%d %H:%M}  {revoked}")
+
+
+@app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once on every API process (its id is the part after `tnt_`)."""
+    slug = run_with_engine(lambda engine: revoke_key(engine, key_id))
+    typer.echo(f"revoked key {key_id} of tenant {slug}")

@@ -1,0 +1,30 @@
+"""How a new tenant's tables come to exist: one strategy per module, all interchangeable.
+
+- `head_ddl.HeadDDL`: the head schema's DDL, rendered once from the tenant models, plus Alembic's
+  own stamp of the head revision. One script whatever the length of the history: the default.
+- `replay_alembic.ReplayAlembic`: every revision through real Alembic, one by one. The reference
+  the fast path is proven against, and what `bench/onboarding.py` calls "every migration".
+- `replay_script.ReplayScript`: every revision rendered once by Alembic's offline mode and run as
+  one script (the project's first onboarding path), for comparison.
+"""
+
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+class SchemaBuilder(Protocol):
+    """Builds every tenant table at head inside the caller's transaction.
+
+    The schema exists and is the transaction's search_path when build() is called.
+    """
+
+    async def build(self, conn: AsyncConnection, schema: str) -> None: ...
+
+
+async def run_script(conn: AsyncConnection, sql: str) -> None:
+    """Several statements in one round trip (simple query protocol), inside conn's transaction."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        raise RuntimeError("run_script needs a transaction that has already begun")
+    await raw.execute(sql)

@@ -1,0 +1,77 @@
+"""The fast path: the head schema's DDL, rendered once from the tenant models, then stamped.
+
+A new tenant needs the schema as it is at head, not the story of how it got there: the models'
+`create_all` DDL (tables, sequences, indexes, enum types and any DDL attached to them with
+`event.listen(..., "after_create", DDL(...))`) followed by Alembic's own offline rendering of
+`stamp head`. The script's size does not depend on how many revisions exist.
+`tests/test_onboarding_identity.py` proves the result equals running every revision.
+"""
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, create_mock_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import Executable
+
+from tenancy.lifecycle.build import run_script
+from tenancy.migrate.tracks import Tracks
+
+_DIALECT_URL = "postgresql+asyncpg://"
+
+
+@dataclass(frozen=True)
+class HeadDDL:
+    """Build from `metadata` (the tenant models; they name no schema) and stamp `tracks`' head."""
+
+    tracks: Tracks
+    metadata: MetaData
+
+    def script(self) -> str:
+        """The whole script, rendered on first use and cached for the life of the process."""
+        return head_script(self.metadata, self.tracks.tenant, self.tracks.tenant_head)
+
+    async def build(self, conn: AsyncConnection, schema: str) -> None:
+        await run_script(conn, self.script())
+
+
+@lru_cache(maxsize=16)
+def head_script(metadata: MetaData, script: ScriptDirectory, head: str) -> str:
+    return create_all_sql(metadata) + stamp_sql(script, head)
+
+
+def create_all_sql(metadata: MetaData) -> str:
+    """What metadata.create_all() would send to PostgreSQL, as one script."""
+    statements: list[str] = []
+
+    def record(ddl: Executable, *_args: object, **_kwargs: object) -> None:
+        statements.append(str(ddl.compile(dialect=engine.dialect)).strip())
+
+    engine = create_mock_engine(_DIALECT_URL, record)
+    metadata.create_all(engine, checkfirst=False)
+    return "".join(f"{statement};\n" for statement in statements)
+
+
+def stamp_sql(script: ScriptDirectory, head: str) -> str:
+    """Alembic's offline `stamp head` from an empty schema: its version table, then the row."""
+    buffer = io.StringIO()
+    context = MigrationContext.configure(
+        dialect_name="postgresql",
+        opts={
+            "as_sql": True,
+            "output_buffer": buffer,
+            "script": script,
+            "fn": lambda rev, _context: script._stamp_revs(head, rev),
+            "starting_rev": None,
+            "destination_rev": head,
+            "transactional_ddl": False,
+            "literal_binds": True,
+        },
+    )
+    with Operations.context(context):
+        context.run_migrations()
+    return buffer.getvalue()
