@@ -103,14 +103,13 @@ class KeyCreated(Output):
     api_key: str = Field(description="Shown once; only its hash is stored")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(401, 404, 409))
 
 
 @router.post(
     "/tenants",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantCreated,
-    responses=problem_responses(401, 409),
 )
 async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> TenantCreated:
     async with lifecycle_problems():
