@@ -14,6 +14,7 @@ from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.middleware import TenantMiddleware
 from tenancy.problems import Problem
+from tenancy.replay import ReplayStaleStatements
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
 
@@ -37,6 +38,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
     app = FastAPI(title="Tenantry", version="0.1.0", lifespan=lifespan)
     for module in (health, admin, todos, users, songs):
         app.include_router(module.router)
+    app.add_middleware(ReplayStaleStatements)  # inside TenantMiddleware: replays the route only
     app.add_middleware(
         TenantMiddleware,
         header=settings.tenant_header,
