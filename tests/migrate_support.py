@@ -2,12 +2,13 @@
 copies of the project's Alembic setup with extra tenant revisions (never in migrations/)."""
 
 import asyncio
+import io
 import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import text
@@ -15,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import create_engine, drop_database, ensure_database
-from tenancy.migrate.run import upgrade_shared_schema
-from tenancy.migrate.tracks import load_tracks
+from tenancy.migrate.progress import reporter_for
+from tenancy.migrate.results import Summary
+from tenancy.migrate.run import RunOptions, migrate_fleet, upgrade_shared_schema
+from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
@@ -105,6 +108,7 @@ class Fleet:
     url: str
     engine: AsyncEngine
     tenants: list[CreatedTenant]
+    log: io.StringIO = field(default_factory=io.StringIO)
 
     def env(self, ini: Path) -> dict[str, str]:
         """Environment for a `tenantry` or `alembic` subprocess working on this fleet."""
@@ -113,6 +117,11 @@ class Fleet:
             "TENANTRY_DATABASE_URL": self.url,
             "TENANTRY_ALEMBIC_INI": str(ini),
         }
+
+    async def migrate(self, tracks: Tracks, **options: object) -> Summary:
+        """`tenantry migrate` in process, its plain-text report kept in `self.log`."""
+        self.log = io.StringIO()
+        return await migrate_fleet(self.url, tracks, RunOptions(**options), reporter_for(self.log))
 
     async def add_tenants(self, prefix: str, count: int, concurrency: int = 4) -> None:
         """`count` tenants at the project's head, created by `concurrency` onboardings at once."""
@@ -190,7 +199,9 @@ CATALOG_QUERIES = {
 async def catalog_of(engine: AsyncEngine, schema: str) -> dict[str, set[tuple]]:
     """A schema's tables, columns, constraints, indexes and sequences, with its name left out."""
     async with engine.connect() as conn:
-        return {
+        catalog = {
             name: {tuple(row) for row in await conn.execute(text(query), {"schema": schema})}
             for name, query in CATALOG_QUERIES.items()
         }
+    assert catalog["relations"], f"schema {schema} is empty or missing"  # no vacuous comparison
+    return catalog
