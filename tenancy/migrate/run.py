@@ -118,9 +118,8 @@ class _FleetRun:
 
     async def _execute(self, plan: Plan) -> None:
         fast = [
-            Job(tenant, group.step, self._render(group.step))
-            for group in plan.groups
-            if not group.live
+            Job(tenant, group.step, sql)
+            for group, sql in ((g, self._render(g.step)) for g in plan.groups if not g.live)
             for tenant in group.tenants
         ]
         careful = [
@@ -139,6 +138,7 @@ class _FleetRun:
             await asyncio.gather(lanes, one_by_one)
 
     def _render(self, step: Step) -> str:
+        """Once per group: tenant revisions name no schema, so the SQL fits every tenant."""
         return render_sql(self.script, step.from_rev, step.destination, downgrade=step.downgrade)
 
     def _record(self, result: TenantResult) -> None:
