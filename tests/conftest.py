@@ -26,6 +26,7 @@ from tenancy.settings import TenancySettings, get_settings
 from tests.support import running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+pytest_plugins = ("tests.migrate_support",)  # the `fleet` fixtures of the migrate tests
 
 
 def run_alembic(

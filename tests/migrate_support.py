@@ -4,13 +4,13 @@ copies of the project's Alembic setup with extra tenant revisions (never in migr
 import asyncio
 import io
 import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest_asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,9 +20,10 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Summary
 from tenancy.migrate.run import RunOptions, migrate_fleet, upgrade_shared_schema
 from tenancy.migrate.tracks import Tracks, load_tracks
-from tenancy.naming import quote_schema
+from tenancy.naming import REGISTRY_SCHEMA, quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tests.conftest import throwaway_url
 
 PROJECT_HEAD = "0001"
 
@@ -149,8 +150,35 @@ async def throwaway_fleet(url: str, pool_size: int = 4) -> AsyncIterator[Fleet]:
         await drop_database(url)
 
 
-def fleet_label() -> str:
-    return "fleet_" + secrets.token_hex(3)
+async def empty_fleet(engine: AsyncEngine) -> None:
+    """Drop every tenant schema and registry row: the next test starts from no tenants, without
+    the cost of a new database (dropping one forces a checkpoint)."""
+    async with engine.begin() as conn:
+        schemas = await conn.scalars(
+            text(r"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\_%'")
+        )
+        for schema in list(schemas):
+            await conn.execute(text(f"DROP SCHEMA {quote_schema(schema)} CASCADE"))
+        await conn.execute(text(f"DELETE FROM {REGISTRY_SCHEMA}.tenants"))
+
+
+@pytest_asyncio.fixture(scope="session")
+async def fleet_database(server_url: str) -> AsyncIterator[str]:
+    """One database for every fleet test, its shared schema at head; dropped at the end."""
+    url = throwaway_url(server_url, "fleet")
+    async with throwaway_fleet(url):
+        yield url
+
+
+@pytest_asyncio.fixture
+async def fleet(fleet_database: str) -> AsyncIterator[Fleet]:
+    """No tenants to start with; whatever the test made is dropped afterwards."""
+    engine = create_engine(fleet_database, TenancySettings(database_url=fleet_database))
+    try:
+        yield Fleet(fleet_database, engine, [])
+    finally:
+        await empty_fleet(engine)
+        await engine.dispose()
 
 
 async def revision_of(engine: AsyncEngine, schema: str) -> str | None:

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +16,7 @@ from tenancy.database import asyncpg_dsn
 from tenancy.migrate.census import read_versions, registered_tenants
 from tenancy.migrate.lock import MIGRATE_LOCK, exclusive_run
 from tenancy.naming import quote_schema
-from tests.conftest import run_alembic, throwaway_url
+from tests.conftest import run_alembic
 from tests.migrate_support import (
     ADD_PRIORITY,
     PROJECT_HEAD,
@@ -25,10 +24,8 @@ from tests.migrate_support import (
     Fleet,
     catalog_of,
     columns_of,
-    fleet_label,
     revision_of,
     scratch_alembic,
-    throwaway_fleet,
 )
 from tests.support import row_counts, schema_names
 from tests.test_cli import TENANTRY
@@ -37,12 +34,6 @@ from tests.test_cli import TENANTRY
 @pytest.fixture(scope="module")
 def one_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return scratch_alembic(tmp_path_factory.mktemp("cli"), [ADD_PRIORITY])
-
-
-@pytest.fixture
-async def fleet(server_url: str) -> AsyncIterator[Fleet]:
-    async with throwaway_fleet(throwaway_url(server_url, fleet_label())) as fleet:
-        yield fleet
 
 
 async def tenantry(fleet: Fleet, ini: Path, *args: str) -> subprocess.CompletedProcess:

@@ -1,8 +1,6 @@
 """Planning a run: targets, which revisions need a live connection, and the one-pass census
 that `migrate status` reports from."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import text
 
@@ -16,14 +14,11 @@ from tenancy.migrate.targets import Step, UnknownRevision, check_target, step_fo
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import UnknownTenant
-from tests.conftest import throwaway_url
 from tests.migrate_support import (
     ADD_PRIORITY,
     LIVE_BACKFILL,
     Fleet,
-    fleet_label,
     scratch_alembic,
-    throwaway_fleet,
 )
 
 
@@ -33,13 +28,6 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Tracks:
     return load_tracks(
         scratch_alembic(tmp_path_factory.mktemp("plan"), [ADD_PRIORITY, LIVE_BACKFILL])
     )
-
-
-@pytest.fixture
-async def fleet(server_url: str) -> AsyncIterator[Fleet]:
-    async with throwaway_fleet(throwaway_url(server_url, fleet_label())) as fleet:
-        await fleet.add_tenants("p", 6)
-        yield fleet
 
 
 def test_targets_resolve_ids_head_base_and_relative_steps(scratch: Tracks) -> None:
@@ -70,6 +58,7 @@ def test_only_revisions_that_read_the_database_need_a_live_connection(scratch: T
 async def test_census_and_status_see_every_tenant_in_one_pass(
     fleet: Fleet, scratch: Tracks
 ) -> None:
+    await fleet.add_tenants("p", 6)
     base_kept_table, no_table, gone, *at_0001 = fleet.tenants
     async with fleet.engine.begin() as conn:
         for tenant, statement in [

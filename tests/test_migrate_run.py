@@ -1,7 +1,6 @@
 """`tenantry migrate`'s engine on real fleets: concurrency, failures, locks, moving targets."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from tenancy.migrate.targets import Step
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant
-from tests.conftest import run_alembic, throwaway_url
+from tests.conftest import run_alembic
 from tests.migrate_support import (
     ADD_PRIORITY,
     LIVE_BACKFILL,
@@ -27,10 +26,8 @@ from tests.migrate_support import (
     Fleet,
     catalog_of,
     columns_of,
-    fleet_label,
     revision_of,
     scratch_alembic,
-    throwaway_fleet,
 )
 
 FAST_BACKOFF = {"backoff": 0.01}
@@ -46,12 +43,6 @@ def one_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def with_live_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """...and 0003, which inspects the database and so needs a live Alembic context."""
     return scratch_alembic(tmp_path_factory.mktemp("live"), [ADD_PRIORITY, LIVE_BACKFILL])
-
-
-@pytest.fixture
-async def fleet(server_url: str) -> AsyncIterator[Fleet]:
-    async with throwaway_fleet(throwaway_url(server_url, fleet_label())) as fleet:
-        yield fleet
 
 
 def outcomes(summary: Summary) -> dict[str, tuple[Outcome, str | None]]:

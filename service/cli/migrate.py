@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import asyncpg
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from service.cli.common import EXPECTED_ERRORS, fail, first_line
 from service.paths import ALEMBIC_INI
@@ -22,6 +24,8 @@ from tenancy.migrate.tracks import load_tracks
 from tenancy.settings import get_settings
 
 T = TypeVar("T")
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+"""The database refused or went away: one line, exit 1 (every tenant is whole either way)."""
 BEHIND_SHOWN = 20
 
 app = typer.Typer(help="Migrate the shared schema and every tenant schema.")
@@ -121,7 +125,7 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(with_url())
-    except (MigrationInProgress, *EXPECTED_ERRORS) as exc:
+    except (MigrationInProgress, *DATABASE_ERRORS, *EXPECTED_ERRORS) as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits
 

@@ -6,12 +6,12 @@ tables each (one statement would hold a lock per table and overflow the lock tab
 over the run's connections. No Alembic context is built for anyone.
 """
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
+from tenancy.migrate.connections import side_by_side
 from tenancy.naming import REGISTRY_SCHEMA, checked_schema, quote_schema
 from tenancy.provisioning import UnknownTenant
 
@@ -91,7 +91,7 @@ async def read_versions(
                 versions[version.tenant.schema] = version
 
     lanes = len(connections)
-    await asyncio.gather(*(read_chunks(c, chunks[i::lanes]) for i, c in enumerate(connections)))
+    await side_by_side(*(read_chunks(c, chunks[i::lanes]) for i, c in enumerate(connections)))
     return [versions[t.schema] for t in tenants]
 
 

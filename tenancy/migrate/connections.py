@@ -1,7 +1,9 @@
 """The connections a run works on: a few raw asyncpg ones, and one SQLAlchemy one for Alembic."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from sqlalchemy import pool
@@ -30,3 +32,17 @@ async def alembic_connection(url: str) -> AsyncIterator[AsyncConnection]:
             yield conn
     finally:
         await engine.dispose()
+
+
+async def side_by_side(*work: Coroutine[Any, Any, None]) -> None:
+    """Run coroutines concurrently; the first failure cancels the others, then is raised.
+
+    (Plain `asyncio.gather` would leave the others running on connections about to close.)
+    """
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

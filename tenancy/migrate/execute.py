@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from tenancy.migrate.census import TenantRef
+from tenancy.migrate.connections import side_by_side
 from tenancy.migrate.results import (
     Attempt,
     LockPolicy,
@@ -54,7 +55,7 @@ async def run_jobs(
                 return
             report(await migrate_tenant(conn, job, policy))
 
-    await asyncio.gather(*(lane(conn) for conn in connections))
+    await side_by_side(*(lane(conn) for conn in connections))
 
 
 async def migrate_tenant(conn: asyncpg.Connection, job: Job, policy: LockPolicy) -> TenantResult:

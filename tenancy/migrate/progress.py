@@ -128,7 +128,7 @@ class RichReporter:
         self.failed = 0
 
     def shared(self, from_rev: str | None, to_rev: str | None) -> None:
-        self.console.print(shared_line(from_rev, to_rev))
+        self.console.print(shared_line(from_rev, to_rev), markup=False)
 
     def planned(self, pending: int) -> None:
         if not pending:
@@ -142,10 +142,10 @@ class RichReporter:
             return
         if result.outcome is Outcome.FAILED:
             self.failed += 1
-            self.progress.console.print(f"[red]{tenant_line(result)}")
+            self.progress.console.print(Text(tenant_line(result), style="red"))
         self.progress.update(self.task, advance=1, failed=self.failed)
 
     def finished(self, summary: Summary) -> None:
         self.progress.stop()
         for line in summary_lines(summary):
-            self.console.print(line, highlight=False)
+            self.console.print(line, markup=False, highlight=False)

@@ -13,7 +13,6 @@ A tenant is either fully at its target or untouched, so a run killed at any poin
 by running it again.
 """
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,11 +21,11 @@ import asyncpg
 
 from tenancy.database import asyncpg_dsn
 from tenancy.migrate.census import read_versions, registered_tenants, shared_revision
-from tenancy.migrate.connections import alembic_connection, open_connections
+from tenancy.migrate.connections import alembic_connection, open_connections, side_by_side
 from tenancy.migrate.contexts import run_in_contexts
 from tenancy.migrate.execute import Job, run_jobs
 from tenancy.migrate.lock import exclusive_run
-from tenancy.migrate.plan import Plan, make_plan
+from tenancy.migrate.plan import make_plan
 from tenancy.migrate.progress import Reporter
 from tenancy.migrate.render import render_sql
 from tenancy.migrate.results import LockPolicy, Outcome, Summary, TenantResult
@@ -91,41 +90,40 @@ class _FleetRun:
 
     async def run(self) -> list[TenantResult]:
         for _ in range(MAX_PASSES):
-            plan = await self._plan()
-            self.reporter.planned(plan.pending)
-            if not plan.pending or self._stopped():
+            fast, careful = await self._plan()
+            self.reporter.planned(len(self.unsettled))
+            if not self.unsettled or self._stopped():
                 break
-            await self._execute(plan)
+            await self._execute(fast, careful)
             if self._stopped():
                 break
         for job in list(self.unsettled.values()):
             self._settle(self._unfinished(job))
         return list(self.settled.values())
 
-    async def _plan(self) -> Plan:
-        """Plan the tenants not settled yet: all of them on the first pass."""
-        self.unsettled = {}
+    async def _plan(self) -> tuple[list[Job], list[Job]]:
+        """Plan the tenants not settled yet (all of them on the first pass): the jobs of the
+        fast path, and those that need a live Alembic context."""
         tenants = await registered_tenants(self.connections[0], self.options.slugs)
         fresh = [t for t in tenants if t.schema not in self.settled]
-        versions = await read_versions(self.connections, fresh)
-        plan = make_plan(self.script, self.options.target, versions)
+        plan = make_plan(
+            self.script, self.options.target, await read_versions(self.connections, fresh)
+        )
         for version in plan.current:
             tenant, revision = version.tenant, version.revision
             self._settle(TenantResult(tenant, revision, revision, Outcome.CURRENT))
         for bad in plan.unplannable:
             self._settle(TenantResult(bad.tenant, bad.revision, None, Outcome.FAILED, bad.reason))
-        return plan
-
-    async def _execute(self, plan: Plan) -> None:
         fast = [
             Job(tenant, group.step, sql)
             for group, sql in ((g, self._render(g.step)) for g in plan.groups if not g.live)
             for tenant in group.tenants
         ]
-        careful = [
-            Job(t, group.step, "") for group in plan.groups if group.live for t in group.tenants
-        ]
+        careful = [Job(t, g.step, "") for g in plan.groups if g.live for t in g.tenants]
         self.unsettled = {job.tenant.schema: job for job in (*fast, *careful)}
+        return fast, careful
+
+    async def _execute(self, fast: list[Job], careful: list[Job]) -> None:
         policy = self.options.lock
         lanes = run_jobs(self.connections, fast, policy, self._record, self._stopped)
         if not careful:
@@ -135,7 +133,7 @@ class _FleetRun:
             one_by_one = run_in_contexts(
                 conn, self.script, careful, policy, self._record, self._stopped
             )
-            await asyncio.gather(lanes, one_by_one)
+            await side_by_side(lanes, one_by_one)
 
     def _render(self, step: Step) -> str:
         """Once per group: tenant revisions name no schema, so the SQL fits every tenant."""
