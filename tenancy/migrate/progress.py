@@ -59,6 +59,8 @@ def shared_line(from_rev: str | None, to_rev: str | None) -> str:
 
 def tenant_line(result: TenantResult) -> str:
     move = f"{result.from_rev or 'base'} -> {result.to_rev or 'base'}"
+    if result.outcome is Outcome.FAILED and not result.attempts:
+        move = f"at {result.from_rev or 'base'}"  # could not even be planned
     if result.outcome is Outcome.FAILED:
         return f"failed {result.tenant.slug} {move}: {result.error}"
     return f"{result.outcome} {result.tenant.slug} {move} ({result.seconds * 1000:.1f} ms)"
@@ -99,6 +101,7 @@ class JsonReporter:
 
     def tenant(self, result: TenantResult) -> None:
         self.stream.write(json.dumps(result.record()) + "\n")
+        self.stream.flush()
 
     def finished(self, summary: Summary) -> None:
         self.stream.write(json.dumps({"totals": summary.totals()}) + "\n")
