@@ -221,15 +221,22 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
 
-    async def run() -> list[SizeResult]:
+    async def run() -> tuple[str, list[SizeResult]]:
         server_url = await database_url(TenancySettings())
-        return [
+        async with open_connections(asyncpg_dsn(server_url), 1) as (conn,):
+            server = await conn.fetchval("SHOW server_version")
+        return server, [
             await bench_size(server_url, size, args.cookbook_sample, args.concurrency)
             for size in sizes
         ]
 
-    results = asyncio.run(run())
-    markdown = table(results, args.concurrency)
+    load_before = os.getloadavg()[0]
+    server, results = asyncio.run(run())
+    markdown = (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')}, PostgreSQL {server.split()[0]}, "
+        f"{os.cpu_count()} cores, load average (1 min) {load_before:.1f} before and "
+        f"{os.getloadavg()[0]:.1f} after the run.\n\n" + table(results, args.concurrency)
+    )
     print("\n" + markdown)
     if args.write:
         write_readme(markdown)
