@@ -32,9 +32,6 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenancy.lifecycle.build.head_ddl import HeadDDL
-from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
-from tenancy.lifecycle.build.replay_script import ReplayScript
 
 from service.models import TenantBase
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
@@ -46,6 +43,9 @@ from tenancy.database import (
     ensure_database,
 )
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.build.head_ddl import HeadDDL
+from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
+from tenancy.lifecycle.build.replay_script import ReplayScript
 from tenancy.lifecycle.catalog import catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema

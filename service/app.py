@@ -18,6 +18,7 @@ from tenancy.observability.metrics import ServiceMetrics
 from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
 from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
+from tenancy.replay import ReplayStaleStatements
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
 
@@ -78,7 +79,9 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
 def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
-    """Outermost first: RequestObserver -> TenantMiddleware -> RateLimitMiddleware -> routes."""
+    """Outermost first: RequestObserver -> TenantMiddleware -> RateLimitMiddleware ->
+    ReplayStaleStatements (replays the route only) -> routes."""
+    app.add_middleware(ReplayStaleStatements)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(

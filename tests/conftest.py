@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,12 +28,15 @@ from tenancy.settings import TenancySettings, get_settings
 from tests.support import running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
+pytest_plugins = ("tests.migrate_support",)  # the `fleet` fixtures of the migrate tests
 
 
-def run_alembic(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_alembic(
+    *args: str, env: dict[str, str] | None = None, config: Path = ALEMBIC_INI
+) -> subprocess.CompletedProcess:
     """The real `alembic` command line, in the project folder."""
     return subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), *args],
+        [sys.executable, "-m", "alembic", "-c", str(config), *args],
         cwd=PROJECT_ROOT,
         env=env or os.environ.copy(),
         capture_output=True,

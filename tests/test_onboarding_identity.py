@@ -9,10 +9,10 @@ import secrets
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
-from tenancy.lifecycle.build.replay_script import ReplayScript
 
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
+from tenancy.lifecycle.build.replay_script import ReplayScript
 from tenancy.lifecycle.catalog import Catalog, catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks
 from tenancy.provisioning import CreatedTenant, create_tenant

@@ -1,49 +1,166 @@
-"""`tenantry migrate`: the shared schema, then every tenant schema."""
+"""`tenantry migrate`: the shared schema, then every tenant schema; `tenantry migrate status`."""
 
 import asyncio
 import contextlib
-import time
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
 
+import asyncpg
 import typer
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from service.cli.common import EXPECTED_ERRORS, fail, first_line, owner_engine
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
+from tenancy.migrate.lock import MigrationInProgress
+from tenancy.migrate.preview import print_sql
+from tenancy.migrate.progress import reporter_for
+from tenancy.migrate.results import LockPolicy, Summary
+from tenancy.migrate.run import RunOptions, migrate_fleet
+from tenancy.migrate.status import FleetStatus, fleet_status
+from tenancy.migrate.tracks import load_tracks
 from tenancy.observability.migrate_runs import record_migrate_run
 from tenancy.settings import get_settings
 
+T = TypeVar("T")
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+"""The database refused or went away: one line, exit 1 (every tenant is whole either way)."""
+BEHIND_SHOWN = 20
+
 app = typer.Typer(help="Migrate the shared schema and every tenant schema.")
+
+Config = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        envvar="TENANTRY_ALEMBIC_INI",
+        help="alembic.ini naming the two tracks",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="JSON for automation")]
+
+
+@app.callback(invoke_without_command=True)
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[
+        str, typer.Option("--to", help="Tenant revision: an id, head, base, -1, +1 ...")
+    ] = "head",
+    tenant: Annotated[
+        list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="Connections migrating side by side")
+    ] = 4,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop at the first failure")
+    ] = False,
+    as_json: Json = False,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print each tenant's SQL; change nothing")
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            envvar="TENANTRY_MIGRATE_LOCK_TIMEOUT",
+            help="Seconds a tenant's DDL may wait for a lock before it backs off",
+        ),
+    ] = 2.0,
+    lock_retries: Annotated[
+        int, typer.Option(min=0, help="Attempts after a lock timeout, per tenant")
+    ] = 3,
+    config: Config = ALEMBIC_INI,
+) -> None:
+    """Bring the shared schema to head, then every tenant (or --tenant ones) to --to."""
+    if ctx.invoked_subcommand is not None:
+        return
+    tracks = load_tracks(config)
+    slugs = tuple(tenant or ())
+    if sql:
+        _run(lambda url: print_sql(url, tracks, to, slugs, sys.stdout))
+        return
+    options = RunOptions(
+        target=to,
+        slugs=slugs,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        lock=LockPolicy(timeout_ms=max(1, round(lock_timeout * 1000)), retries=lock_retries),
+    )
+    reporter = reporter_for(sys.stdout, as_json=as_json)
+    summary: Summary = _run(lambda url: migrate_fleet(url, tracks, options, reporter))
+    _record(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status(as_json: Json = False, config: Config = ALEMBIC_INI) -> None:
+    """How many tenants sit at each revision, which are behind, and the shared schema's revision."""
+    tracks = load_tracks(config)
+    fleet: FleetStatus = _run(lambda url: fleet_status(url, tracks))
+    if as_json:
+        typer.echo(json.dumps(fleet.record()))
+        return
+    for line in _status_lines(fleet):
+        typer.echo(line)
 
 
 def migrate_all() -> None:
-    """Shared schema first, then every tenant, each in its own transaction (plain Alembic)."""
-    asyncio.run(database_url(get_settings()))  # starts the embedded server if that is the default
-    command.upgrade(Config(ALEMBIC_INI), "head")
+    """Everything to head with the defaults (what `make run` does before serving)."""
+    tracks = load_tracks(ALEMBIC_INI)
+    reporter = reporter_for(sys.stdout)
+    summary: Summary = _run(lambda url: migrate_fleet(url, tracks, RunOptions(), reporter))
+    _record(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
-def record_run(started: float, failed: bool) -> None:
-    """Best effort, for /metrics: a registry that is unreachable or predates the migrate_runs
-    table records nothing, and the run's own outcome stands."""
+def _record(summary: Summary) -> None:
+    """Best effort, for /metrics: an unreachable registry records nothing and the run's own
+    outcome stands."""
 
     async def main() -> None:
         async with owner_engine() as engine, engine.begin() as conn:
-            await record_migrate_run(conn, time.monotonic() - started, failed)
+            failed = len(summary.failures)
+            await record_migrate_run(conn, summary.seconds, not summary.ok, failed)
 
     with contextlib.suppress(OSError, SQLAlchemyError):
         asyncio.run(main())
 
 
-@app.callback(invoke_without_command=True)
-def migrate() -> None:
-    """Bring the shared schema and every tenant schema to head."""
-    started, failed = time.monotonic(), True
+def _run(main: Callable[[str], Awaitable[T]]) -> T:
+    """Run against the configured database; expected errors are one line on stderr, exit 1."""
+
+    async def with_url() -> T:
+        return await main(await database_url(get_settings()))
+
     try:
-        migrate_all()
-        failed = False
-    except EXPECTED_ERRORS as exc:
+        return asyncio.run(with_url())
+    except (MigrationInProgress, *DATABASE_ERRORS, *EXPECTED_ERRORS) as exc:
         fail(first_line(exc))
-    finally:
-        record_run(started, failed)
+        raise  # unreachable: fail() exits
+
+
+def _status_lines(fleet: FleetStatus) -> list[str]:
+    lines = [
+        f"shared schema: {fleet.shared_revision or 'base'} (head {fleet.shared_head})",
+        f"tenants: {fleet.tenants} (tenant head {fleet.tenant_head})",
+    ]
+    for revision, count in fleet.revisions.items():
+        mark = "  (head)" if revision == fleet.tenant_head else ""
+        lines.append(f"  {revision}: {count}{mark}")
+    if fleet.behind:
+        shown = ", ".join(fleet.behind[:BEHIND_SHOWN])
+        more = len(fleet.behind) - BEHIND_SHOWN
+        lines.append(
+            f"behind ({len(fleet.behind)}): {shown}" + (f" and {more} more" if more > 0 else "")
+        )
+    for slug, reason in fleet.problems.items():
+        lines.append(f"problem {slug}: {reason}")
+    return lines

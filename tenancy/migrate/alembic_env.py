@@ -4,6 +4,7 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, select
 
+from tenancy.migrate.lock import held_by
 from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
 from tenancy.provisioning import UnknownTenant
@@ -43,25 +44,26 @@ def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[str]:
 def migrate_online(
     context: EnvironmentContext, connection: Connection, target_metadata: MetaData
 ) -> None:
-    """The body of env.py's do_run_migrations."""
+    """The body of env.py's do_run_migrations; holds the same lock as `tenantry migrate`."""
     tracks = load_tracks(context.config.config_file_name)
     if wants_autogenerate(context.config):
         autogenerate_in_scratch(context, connection, target_metadata, tracks)
         return
-    with connection.begin():
-        upgrade_shared(connection, tracks)
-    with connection.begin():
-        schemas = tenant_schemas_of(connection, selected_slugs(context))
-    for schema in schemas:
+    with held_by(connection):
         with connection.begin():
-            enter_schema(connection, schema)
-            context.configure(
-                connection=connection,
-                target_metadata=target_metadata,
-                version_table_schema=schema,
-            )
-            with context.begin_transaction():
-                context.run_migrations()
+            upgrade_shared(connection, tracks)
+        with connection.begin():
+            schemas = tenant_schemas_of(connection, selected_slugs(context))
+        for schema in schemas:
+            with connection.begin():
+                enter_schema(connection, schema)
+                context.configure(
+                    connection=connection,
+                    target_metadata=target_metadata,
+                    version_table_schema=schema,
+                )
+                with context.begin_transaction():
+                    context.run_migrations()
 
 
 def autogenerate_in_scratch(

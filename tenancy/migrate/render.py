@@ -15,9 +15,17 @@ from tenancy.migrate.tracks import step_function
 
 
 def render_sql(
-    script: ScriptDirectory, from_rev: str | None, to_rev: str, *, downgrade: bool = False
+    script: ScriptDirectory,
+    from_rev: str | None,
+    to_rev: str,
+    *,
+    downgrade: bool = False,
+    version_table_schema: str | None = None,
 ) -> str:
-    """The SQL that moves a schema from from_rev (None: empty) to to_rev, version row included."""
+    """The SQL that moves a schema from from_rev (None: empty) to to_rev, version row included.
+
+    Tenant SQL leaves the version table unqualified; the shared track names its schema.
+    """
     buffer = io.StringIO()
     context = MigrationContext.configure(
         dialect_name="postgresql",
@@ -30,6 +38,7 @@ def render_sql(
             "destination_rev": to_rev,
             "transactional_ddl": False,
             "literal_binds": True,
+            "version_table_schema": version_table_schema,
         },
     )
     with Operations.context(context):

@@ -1,0 +1,154 @@
+"""How a run reports: a Rich progress bar on a terminal, plain lines in a log, JSON lines for
+machines (one record per tenant, then the totals)."""
+
+import json
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from tenancy.migrate.results import Outcome, Summary, TenantResult
+
+
+class Reporter(Protocol):
+    def shared(self, from_rev: str | None, to_rev: str | None) -> None: ...
+
+    def planned(self, pending: int) -> None:
+        """`pending` more tenants will be worked on (called once per planning pass)."""
+
+    def tenant(self, result: TenantResult) -> None: ...
+
+    def finished(self, summary: Summary) -> None: ...
+
+
+def reporter_for(stream: TextIO, *, as_json: bool = False) -> Reporter:
+    if as_json:
+        return JsonReporter(stream)
+    if stream.isatty():
+        return RichReporter(Console(file=stream))
+    return PlainReporter(stream)
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    rate = summary.count(Outcome.MIGRATED) / summary.seconds if summary.seconds else 0.0
+    lines = [
+        f"migrated {summary.count(Outcome.MIGRATED)}, "
+        f"already current {summary.count(Outcome.CURRENT)}, "
+        f"failed {summary.count(Outcome.FAILED)}, "
+        f"skipped {summary.count(Outcome.SKIPPED)} "
+        f"in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
+    ]
+    lines += [f"  failed {r.tenant.slug}: {r.error}" for r in summary.failures]
+    return lines
+
+
+def shared_line(from_rev: str | None, to_rev: str | None) -> str:
+    if from_rev == to_rev:
+        return f"shared schema at {to_rev} (current)"
+    return f"shared schema migrated {from_rev or 'base'} -> {to_rev}"
+
+
+def tenant_line(result: TenantResult) -> str:
+    move = f"{result.from_rev or 'base'} -> {result.to_rev or 'base'}"
+    if result.outcome is Outcome.FAILED and not result.attempts:
+        move = f"at {result.from_rev or 'base'}"  # could not even be planned
+    if result.outcome is Outcome.FAILED:
+        return f"failed {result.tenant.slug} {move}: {result.error}"
+    return f"{result.outcome} {result.tenant.slug} {move} ({result.seconds * 1000:.1f} ms)"
+
+
+class PlainReporter:
+    """One line per tenant worked on; tenants already current only show in the summary."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def shared(self, from_rev: str | None, to_rev: str | None) -> None:
+        print(shared_line(from_rev, to_rev), file=self.stream, flush=True)
+
+    def planned(self, pending: int) -> None:
+        if pending:
+            print(f"{pending} tenant(s) to migrate", file=self.stream, flush=True)
+
+    def tenant(self, result: TenantResult) -> None:
+        if result.outcome is not Outcome.CURRENT:
+            print(tenant_line(result), file=self.stream, flush=True)
+
+    def finished(self, summary: Summary) -> None:
+        print("\n".join(summary_lines(summary)), file=self.stream, flush=True)
+
+
+class JsonReporter:
+    """JSON lines: one record per tenant (current ones too), then one with the totals."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def shared(self, from_rev: str | None, to_rev: str | None) -> None:
+        pass  # part of the totals record
+
+    def planned(self, pending: int) -> None:
+        pass
+
+    def tenant(self, result: TenantResult) -> None:
+        self.stream.write(json.dumps(result.record()) + "\n")
+        self.stream.flush()
+
+    def finished(self, summary: Summary) -> None:
+        self.stream.write(json.dumps({"totals": summary.totals()}) + "\n")
+        self.stream.flush()
+
+
+class _Rate(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} tenants/s" if task.speed else "", style="progress.data")
+
+
+class RichReporter:
+    """A live bar: done of total, failures, rate and ETA; failures are printed as they come."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("migrating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[red]{task.fields[failed]} failed"),
+            _Rate(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("tenants", total=0, failed=0)
+        self.failed = 0
+
+    def shared(self, from_rev: str | None, to_rev: str | None) -> None:
+        self.console.print(shared_line(from_rev, to_rev), markup=False)
+
+    def planned(self, pending: int) -> None:
+        if not pending:
+            return
+        if not self.progress.live.is_started:
+            self.progress.start()
+        self.progress.update(self.task, total=self.progress.tasks[0].completed + pending)
+
+    def tenant(self, result: TenantResult) -> None:
+        if result.outcome is Outcome.CURRENT:
+            return
+        if result.outcome is Outcome.FAILED:
+            self.failed += 1
+            self.progress.console.print(Text(tenant_line(result), style="red"))
+        self.progress.update(self.task, advance=1, failed=self.failed)
+
+    def finished(self, summary: Summary) -> None:
+        self.progress.stop()
+        for line in summary_lines(summary):
+            self.console.print(line, markup=False, highlight=False)

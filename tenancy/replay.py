@@ -1,0 +1,78 @@
+"""Pure ASGI: replay a request once when a schema change invalidated a cached statement.
+
+asyncpg caches prepared statements per connection. When a migration changes a table (say, a
+column's type), the next execution of a statement prepared before it fails with
+`InvalidCachedStatementError`; SQLAlchemy's asyncpg dialect then clears its caches but cannot
+retry, because the error aborted the transaction. Every request runs in one transaction that
+commits before the response starts, so a request that failed this way before its response
+started changed nothing and can simply run again: the replay prepares fresh statements.
+"""
+
+import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+STALE_STATEMENT_ERRORS = (
+    asyncpg.exceptions.InvalidCachedStatementError,
+    asyncpg.exceptions.OutdatedSchemaCacheError,
+    AsyncAdapt_asyncpg_dbapi.InvalidCachedStatementError,
+)
+"""asyncpg's own, and the one SQLAlchemy's asyncpg dialect wraps it in (under `.orig`)."""
+
+
+class ReplayStaleStatements:
+    """Runs a request again, once, if a stale prepared statement failed it before any output."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received: list[Message] = []
+        started = False
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, recording_receive, watching_send)
+        except Exception as exc:
+            if started or not is_stale_statement(exc):
+                raise
+            await self.app(scope, _replaying(received, receive), send)
+
+
+def _replaying(received: list[Message], receive: Receive) -> Receive:
+    """The body the first attempt read, then the live channel (for disconnects)."""
+    pending = list(received)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def is_stale_statement(exc: BaseException) -> bool:
+    """True when exc, or an error it wraps, says a cached statement went stale."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, STALE_STATEMENT_ERRORS):
+            return True
+        stack += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return False
