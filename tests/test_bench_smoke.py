@@ -18,6 +18,7 @@ TINY = BenchOptions(
     memory_pool=2,
     memory_transactions=60,
     max_uses=[0, 10],
+    reconnect_transactions=5,
 )
 
 
@@ -45,6 +46,9 @@ async def test_every_request_path_benchmark_produces_numbers(server_url: str) ->
     memory = results["memory"]
     assert [p["tenants_touched"] for p in memory["growth"]] == [0, 1, 2, 3]
     assert all(p["contexts_mib"] > 0 for p in memory["growth"])
+    assert math.isfinite(memory["contexts_kib_per_tenant"]) and math.isfinite(
+        memory["reconnect_ms"]
+    )
     assert [p["pool_max_uses"] for p in memory["policies"]] == TINY.max_uses
     assert all(p["transactions_per_second"] > 0 for p in memory["policies"])
 

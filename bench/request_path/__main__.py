@@ -30,9 +30,9 @@ def _ints(text: str) -> list[int]:
 def main(
     overhead_tenants: Annotated[int, typer.Option(help="Tenants behind the overhead runs")] = 100,
     sizes: Annotated[str, typer.Option(help="Tenant counts to compare")] = "10,1000,10000",
-    rounds: Annotated[int, typer.Option(help="Interleaved rounds per benchmark")] = 5,
-    duration: Annotated[float, typer.Option(help="Measured seconds per run")] = 3.0,
-    warmup: Annotated[float, typer.Option(help="Unmeasured seconds before each run")] = 1.0,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds per benchmark")] = 8,
+    duration: Annotated[float, typer.Option(help="Measured seconds per run")] = 2.0,
+    warmup: Annotated[float, typer.Option(help="Unmeasured seconds before each run")] = 0.3,
     connections: Annotated[int, typer.Option(help="Concurrent keep-alive connections")] = 8,
     memory_tenants: Annotated[int, typer.Option(help="0: the largest size")] = 0,
     memory_pool: Annotated[int, typer.Option(help="Pool size of the policy runs")] = 4,

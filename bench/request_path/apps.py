@@ -11,7 +11,7 @@
 The tenant-aware apps answer `GET /__bench/stats` with their registry query count.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -58,10 +58,15 @@ async def _naive_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def naive_set() -> ASGIApp:
+def _tenantry_with(session_dependency: Callable[[Request], AsyncIterator[AsyncSession]]) -> ASGIApp:
+    """Tenantry whose tenant_session dependency is replaced by another way to set the schema."""
     app = create_app(TenancySettings())
-    app.dependency_overrides[tenant_session] = _naive_session
+    app.dependency_overrides[tenant_session] = session_dependency
     return BenchStats(app)
+
+
+def naive_set() -> ASGIApp:
+    return _tenantry_with(_naive_session)
 
 
 async def _set_config_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -71,9 +76,7 @@ async def _set_config_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def set_config_statement() -> ASGIApp:
-    app = create_app(TenancySettings())
-    app.dependency_overrides[tenant_session] = _set_config_session
-    return BenchStats(app)
+    return _tenantry_with(_set_config_session)
 
 
 async def _plain_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -158,6 +158,23 @@ async def policy_run(
     }
 
 
+async def reconnect_cost_ms(url: str, schemas: list[str], transactions: int) -> float:
+    """What replacing a connection adds to one transaction: one connection run sequentially,
+    replaced at every checkout (pool_max_uses=1) against never (0), interleaved three times."""
+    elapsed = {0: 0.0, 1: 0.0}
+    for _ in range(3):
+        for max_uses in elapsed:
+            engine = _engine(url, pool_size=1, max_uses=max_uses)
+            sessions = async_sessionmaker(engine, expire_on_commit=False)
+            await _touch(sessions, schemas[0])  # the first connection costs both alike
+            started = time.perf_counter()
+            for n in range(transactions):
+                await _touch(sessions, schemas[n % len(schemas)])
+            elapsed[max_uses] += time.perf_counter() - started
+            await engine.dispose()
+    return (elapsed[1] - elapsed[0]) / (3 * transactions) * 1000
+
+
 async def run_memory(
     databases: BenchDatabases,
     tenants: int,
@@ -165,16 +182,26 @@ async def run_memory(
     pool_size: int,
     transactions: int,
     policies: list[int],
+    reconnect_transactions: int = 200,
 ) -> dict[str, Any]:
     db = await databases.with_tenants(tenants)
     schemas = [tenant_schema(t.slug) for t in db.tenants]
     curve = await growth(db.url, schemas, checkpoints)
-    first, last = curve[0], curve[-1]
-    per_tenant_kib = (last["contexts_mib"] - first["contexts_mib"]) * 1024 / max(tenants, 1)
+    per_tenant_kib = _slope(curve, "contexts_mib")
     policy = [await policy_run(db.url, schemas, pool_size, uses, transactions) for uses in policies]
     return {
         "tenants": tenants,
         "growth": curve,
         "contexts_kib_per_tenant": per_tenant_kib,
+        "rss_anon_kib_per_tenant": _slope(curve, "rss_anon_mib"),
+        "reconnect_ms": await reconnect_cost_ms(db.url, schemas, reconnect_transactions),
         "policies": policy,
     }
+
+
+def _slope(curve: list[dict[str, Any]], key: str) -> float | None:
+    """KiB per tenant touched, first to last checkpoint (None without local RSS)."""
+    first, last = curve[0], curve[-1]
+    if first[key] is None or last[key] is None or last["tenants_touched"] == 0:
+        return None
+    return (last[key] - first[key]) * 1024 / last["tenants_touched"]

@@ -38,6 +38,17 @@ def _save(figure: Any, path: Path) -> None:
     plt.close(figure)
 
 
+def _label(ax: Any, bars: Any, texts: list[str]) -> None:
+    for bar, text in zip(bars, texts, strict=True):
+        ax.annotate(
+            text,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+
+
 def _overhead(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -46,14 +57,11 @@ def _overhead(results: dict[str, Any], path: Path) -> None:
     for ax, (route, variants) in zip(figure.axes, summary.items(), strict=True):
         names = list(variants)
         bars = ax.bar(names, [variants[n]["throughput"] for n in names], color="#4c72b0")
-        for bar, name in zip(bars, names, strict=True):
-            ax.annotate(
-                f"x{variants[name]['ratio']:.3f}\np99 {variants[name]['p99_ms']:.1f} ms",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
+        _label(
+            ax,
+            bars,
+            [f"x{variants[n]['ratio']:.3f}\np99 {variants[n]['p99_ms']:.1f} ms" for n in names],
+        )
         ax.set_title(f"GET {ROUTES[route]}: throughput (x no tenancy)")
         ax.set_ylabel("requests/s (median of rounds)")
         ax.tick_params(axis="x", labelsize=8)
@@ -119,14 +127,7 @@ def _memory(results: dict[str, Any], path: Path) -> None:
     labels = [str(p["pool_max_uses"] or "never") for p in policies]
     peaks = [p["peak_backend_rss_anon_mib"] or 0 for p in policies]
     bars = policy.bar(labels, peaks, color="#55a868")
-    for bar, p in zip(bars, policies, strict=True):
-        policy.annotate(
-            f"{p['transactions_per_second']:.0f} tx/s",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
+    _label(policy, bars, [f"{p['transactions_per_second']:.0f} tx/s" for p in policies])
     policy.set_xlabel("pool_max_uses (checkouts before a connection is replaced)")
     policy.set_ylabel("peak RssAnon of a backend, MiB")
     policy.set_title(

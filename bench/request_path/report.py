@@ -22,6 +22,7 @@ def overhead_table(overhead: dict[str, Any]) -> str:
             variant,
             s["throughput"],
             f"{s['ratio']:.3f}",
+            f"{s['ratio_side_by_side']:.3f}",
             s["p50_ms"],
             s["p99_ms"],
             s["server_cpu_us"],
@@ -29,7 +30,8 @@ def overhead_table(overhead: dict[str, Any]) -> str:
         for route, variants in overhead["summary"].items()
         for variant, s in variants.items()
     ]
-    header = ["route", "variant", "req/s", "x no tenancy", "p50 ms", "p99 ms", "app CPU µs/req"]
+    header = ["route", "variant", "req/s", "x no tenancy", "x no tenancy, side by side"]
+    header += ["p50 ms", "p99 ms", "app CPU µs/req"]
     return _table(header, rows)
 
 
@@ -43,13 +45,14 @@ def tenants_table(tenants: dict[str, Any]) -> str:
             s["p50_ms"],
             s["p99_ms"],
             f"{s['p99_ratio']:.2f}",
+            f"{s['p99_ratio_together']:.2f}",
             s["server_cpu_us"],
         ]
         for size, s in summary.items()
     ]
     smallest = tenants["sizes"][0]
     header = ["tenants", "setup s", "req/s", "p50 ms", "p99 ms", f"p99 ÷ p99({smallest})"]
-    return _table([*header, "app CPU µs/req"], rows)
+    return _table([*header, f"p99 ÷ p99({smallest}), together", "app CPU µs/req"], rows)
 
 
 def registry_table(results: dict[str, Any]) -> str:
@@ -113,8 +116,13 @@ def memory_tables(memory: dict[str, Any]) -> str:
             for p in memory["policies"]
         ],
     )
-    per_tenant = f"Memory contexts grow by {memory['contexts_kib_per_tenant']:.1f} KiB per tenant."
-    return f"{growth}\n\n{per_tenant}\n\n{policies}"
+    slopes = (
+        f"Per tenant schema touched: memory contexts +{memory['contexts_kib_per_tenant']:.1f} KiB"
+    )
+    if memory["rss_anon_kib_per_tenant"] is not None:
+        slopes += f", RssAnon +{memory['rss_anon_kib_per_tenant']:.1f} KiB"
+    reconnect = f"replacing a connection adds {memory['reconnect_ms']:.2f} ms to one transaction."
+    return f"{growth}\n\n{slopes}; {reconnect}\n\n{policies}"
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -16,9 +16,9 @@ BENCHMARKS = ("overhead", "tenants", "memory")
 class BenchOptions:
     overhead_tenants: int = 100
     sizes: list[int] = field(default_factory=lambda: [10, 1000, 10000])
-    rounds: int = 5
-    duration: float = 3.0
-    warmup: float = 1.0
+    rounds: int = 8
+    duration: float = 2.0
+    warmup: float = 0.3
     connections: int = 8
     todos: int = 30
     memory_tenants: int | None = None
@@ -27,6 +27,8 @@ class BenchOptions:
     memory_pool: int = 4
     memory_transactions: int = 20000
     max_uses: list[int] = field(default_factory=lambda: [0, 5000, 1000, 250])
+    reconnect_transactions: int = 200
+    """Transactions per arm of the reconnect-cost measurement."""
     setup_concurrency: int = 4
     only: list[str] = field(default_factory=lambda: list(BENCHMARKS))
 
@@ -58,6 +60,7 @@ async def run_suite(server_url: str, options: BenchOptions) -> dict[str, Any]:
                 options.memory_pool,
                 options.memory_transactions,
                 options.max_uses,
+                options.reconnect_transactions,
             )
     finally:
         await databases.drop_all()
