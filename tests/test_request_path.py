@@ -125,33 +125,26 @@ async def test_many_interleaved_tenant_transactions_leave_every_pooled_connectio
     assert [current == default for current, default in paths] == [True, True]
 
 
-async def backend_pids(engine: AsyncEngine, checkouts: int) -> list[int]:
+async def backend_pids(database: str, pool_max_uses: int, checkouts: int) -> list[int]:
+    """The backend behind each of `checkouts` checkouts from a pool of one connection."""
+    settings = make_settings(database, pool_size=1, max_overflow=0, pool_max_uses=pool_max_uses)
+    engine = create_engine(database, settings)
     pids = []
-    for _ in range(checkouts):
-        async with engine.connect() as conn:
-            pids.append(await conn.scalar(text("SELECT pg_backend_pid()")))
+    try:
+        for _ in range(checkouts):
+            async with engine.connect() as conn:
+                pids.append(await conn.scalar(text("SELECT pg_backend_pid()")))
+    finally:
+        await engine.dispose()
     return pids
 
 
 async def test_a_connection_is_replaced_after_pool_max_uses_checkouts(database: str) -> None:
-    engine = create_engine(
-        database, make_settings(database, pool_size=1, max_overflow=0, pool_max_uses=3)
-    )
-    try:
-        pids = await backend_pids(engine, 7)
-    finally:
-        await engine.dispose()
+    pids = await backend_pids(database, pool_max_uses=3, checkouts=7)
     assert pids[0] == pids[1] == pids[2]
     assert pids[3] == pids[4] == pids[5] != pids[2]
     assert pids[6] not in pids[:6]
 
 
 async def test_pool_max_uses_zero_keeps_the_connection(database: str) -> None:
-    engine = create_engine(
-        database, make_settings(database, pool_size=1, max_overflow=0, pool_max_uses=0)
-    )
-    try:
-        pids = await backend_pids(engine, 7)
-    finally:
-        await engine.dispose()
-    assert len(set(pids)) == 1
+    assert len(set(await backend_pids(database, pool_max_uses=0, checkouts=7))) == 1
