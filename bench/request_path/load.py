@@ -7,6 +7,10 @@ turn; a response counts only if it is a 200 whose body names the tenant, so a br
 never pass for a fast one. Raw asyncio streams on uvloop keep the generator to a few percent of
 a core, leaving the rest of this 2-core machine to uvicorn and PostgreSQL.
 
+With several targets (servers) the load alternates between them in slices of `slice_seconds`:
+each gets the whole machine in its slices, and its neighbours in time are the other targets, so
+whatever else runs on a shared machine weighs on all of them alike.
+
     python -m bench.request_path.load < spec.json > result.json
 
 `run_load(spec)` does exactly that from the benchmark's own process.
@@ -29,9 +33,8 @@ _CONTENT_LENGTH = b"content-length:"
 
 @dataclass
 class LoadSpec:
-    port: int
-    tenants: list[dict[str, Any]]
-    """Each {"headers": {...}, "marker": "text its responses must contain"}."""
+    targets: list[dict[str, Any]]
+    """Each {"port": ..., "tenants": [{"headers": {...}, "marker": "text its bodies contain"}]}."""
     routes: dict[str, str]
     """Route name -> path; "{id}" becomes a random todo id in 1..todos."""
     todos: int
@@ -41,6 +44,7 @@ class LoadSpec:
     max_requests: int | None = None
     sweep: bool = False
     seed: int = 7
+    slice_seconds: float = 0.25
 
 
 @dataclass
@@ -50,12 +54,12 @@ class RouteStats:
 
 
 class RequestPlan:
-    """Which request comes next: a tenant, a route in turn and a todo id."""
+    """Which request comes next to one target: a tenant, a route in turn and a todo id."""
 
-    def __init__(self, spec: LoadSpec) -> None:
-        self._rng = random.Random(spec.seed)
-        self._heads = [_header_block(t["headers"]) for t in spec.tenants]
-        self._markers = [t["marker"].encode() for t in spec.tenants]
+    def __init__(self, spec: LoadSpec, tenants: list[dict[str, Any]], seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._heads = [_header_block(t["headers"]) for t in tenants]
+        self._markers = [t["marker"].encode() for t in tenants]
         self._routes = list(spec.routes.values())
         self._todos = spec.todos
         self._sweep = spec.sweep
@@ -89,31 +93,81 @@ def _content_length(head: bytes) -> int:
     return int(head[at + len(_CONTENT_LENGTH) : end])
 
 
+@dataclass
+class Schedule:
+    """Which target's slice it is; the measured window is [record_from, until)."""
+
+    start: float
+    record_from: float
+    until: float
+    slice_seconds: float
+    targets: int
+
+    def active(self, now: float) -> int:
+        return int((now - self.start) / self.slice_seconds) % self.targets
+
+    def measured_seconds(self, target: int) -> float:
+        """Time of target's slices inside the measured window."""
+        total, edge = 0.0, self.start
+        while edge < self.until:
+            end = edge + self.slice_seconds
+            if self.active(edge + self.slice_seconds / 2) == target:
+                total += max(0.0, min(end, self.until) - max(edge, self.record_from))
+            edge = end
+        return total
+
+
+class Stream:
+    """One keep-alive connection to one target, opened on first use."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> tuple[bytes, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        self.writer.write(request)
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            return head, await self.reader.readexactly(_content_length(head))
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def _drive(
-    spec: LoadSpec, plan: RequestPlan, stats: list[RouteStats], record_from: float, until: float
+    spec: LoadSpec, plans: list[RequestPlan], stats: list[list[RouteStats]], schedule: Schedule
 ) -> None:
-    """One keep-alive connection, one request in flight at a time."""
-    reader, writer = await asyncio.open_connection(HOST, spec.port)
+    """One client connection per target, one request in flight at a time."""
+    streams = [Stream(target["port"]) for target in spec.targets]
     try:
-        while not plan.exhausted and (sent := time.perf_counter()) < until:
-            route, request, marker = plan.next()
-            writer.write(request)
+        while (sent := time.perf_counter()) < schedule.until:
+            k = schedule.active(sent)
+            if plans[k].exhausted:
+                break
+            route, request, marker = plans[k].next()
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                body = await reader.readexactly(_content_length(head))
+                head, body = await streams[k].exchange(request)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                stats[route].errors += 1
-                writer.close()
-                reader, writer = await asyncio.open_connection(HOST, spec.port)
+                stats[k][route].errors += 1
                 continue
-            if sent < record_from:
+            if sent < schedule.record_from:
                 continue
             if head.startswith(b"HTTP/1.1 200") and marker in body:
-                stats[route].latencies.append(time.perf_counter() - sent)
+                stats[k][route].latencies.append(time.perf_counter() - sent)
             else:
-                stats[route].errors += 1
+                stats[k][route].errors += 1
     finally:
-        writer.close()
+        for stream in streams:
+            stream.close()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -136,25 +190,43 @@ def summarize(stats: RouteStats, seconds: float) -> dict[str, float]:
 
 
 async def generate(spec: LoadSpec) -> dict[str, Any]:
-    plan = RequestPlan(spec)
-    stats = [RouteStats() for _ in spec.routes]
+    plans = [
+        RequestPlan(spec, target["tenants"], spec.seed + n) for n, target in enumerate(spec.targets)
+    ]
+    stats = [[RouteStats() for _ in spec.routes] for _ in spec.targets]
     start = time.perf_counter()
-    record_from, until = start + spec.warmup, start + spec.warmup + spec.duration
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(
-        *(_drive(spec, plan, stats, record_from, until) for _ in range(spec.connections))
+    schedule = Schedule(
+        start,
+        start + spec.warmup,
+        start + spec.warmup + spec.duration,
+        spec.slice_seconds,
+        len(spec.targets),
     )
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.gather(*(_drive(spec, plans, stats, schedule) for _ in range(spec.connections)))
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    seconds = min(time.perf_counter(), until) - record_from
+    if any(plan.exhausted for plan in plans):  # a sweep ended early: its own time counts
+        schedule.until = min(schedule.until, time.perf_counter())
+    return {
+        "wall_seconds": time.perf_counter() - start,
+        "loadgen_cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
+        + (cpu_after.ru_stime - cpu_before.ru_stime),
+        "targets": [
+            _target_result(plans[k], stats[k], spec, schedule.measured_seconds(k))
+            for k in range(len(spec.targets))
+        ],
+    }
+
+
+def _target_result(
+    plan: RequestPlan, stats: list[RouteStats], spec: LoadSpec, seconds: float
+) -> dict[str, Any]:
     everything = RouteStats(
         latencies=[x for s in stats for x in s.latencies], errors=sum(s.errors for s in stats)
     )
     return {
         "issued": plan.issued,
         "seconds": seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "loadgen_cpu_seconds": (cpu_after.ru_utime - cpu_before.ru_utime)
-        + (cpu_after.ru_stime - cpu_before.ru_stime),
         "total": summarize(everything, seconds),
         "routes": {name: summarize(s, seconds) for name, s in zip(spec.routes, stats, strict=True)},
     }

@@ -23,7 +23,7 @@ class LoadShape:
     connections: int
     """Concurrent keep-alive connections (one request in flight on each)."""
     rounds: int
-    """How often every variant is measured, in rotated order."""
+    """How many runs, each alternating between all variants in rotated order."""
     todos: int
     """Todos seeded per tenant; request ids are drawn from 1..todos."""
 
@@ -44,8 +44,7 @@ PLAIN_TARGETS = [{"headers": {}, "marker": PLAIN_MARKER}]
 async def warm_up(server: Server, targets: list[dict[str, Any]], shape: LoadShape) -> dict:
     """One request per tenant, in order: afterwards the tenant directory holds every tenant."""
     spec = LoadSpec(
-        port=server.port,
-        tenants=targets,
+        targets=[{"port": server.port, "tenants": targets}],
         routes=ROUTES,
         todos=shape.todos,
         duration=600,
@@ -53,27 +52,32 @@ async def warm_up(server: Server, targets: list[dict[str, Any]], shape: LoadShap
         max_requests=len(targets),
         sweep=True,
     )
-    return await asyncio.to_thread(run_load, spec)
+    return (await asyncio.to_thread(run_load, spec))["targets"][0]
 
 
 async def measure(
-    server: Server, targets: list[dict[str, Any]], routes: dict[str, str], shape: LoadShape
-) -> dict[str, Any]:
-    """One run: the generator's numbers plus the server process's CPU time per request."""
+    servers: list[Server],
+    targets: list[list[dict[str, Any]]],
+    routes: dict[str, str],
+    shape: LoadShape,
+) -> list[dict[str, Any]]:
+    """One run alternating between the servers (each gets `shape.duration` measured seconds):
+    per server the generator's numbers plus the server process's CPU time per request."""
     spec = LoadSpec(
-        port=server.port,
-        tenants=targets,
+        targets=[{"port": s.port, "tenants": t} for s, t in zip(servers, targets, strict=True)],
         routes=routes,
         todos=shape.todos,
-        duration=shape.duration,
+        duration=shape.duration * len(servers),
         warmup=shape.warmup,
         connections=shape.connections,
+        slice_seconds=min(0.25, shape.duration / 4),  # every server gets 4 slices at least
     )
-    cpu_before = server.cpu_seconds()
+    cpu_before = [server.cpu_seconds() for server in servers]
     result = await asyncio.to_thread(run_load, spec)
-    cpu = server.cpu_seconds() - cpu_before
-    result["server_cpu_us"] = cpu / max(result["issued"], 1) * 1e6
-    return result
+    for server, before, target in zip(servers, cpu_before, result["targets"], strict=True):
+        target["server_cpu_us"] = (server.cpu_seconds() - before) / max(target["issued"], 1) * 1e6
+        target["loadgen_cpu_share"] = result["loadgen_cpu_seconds"] / result["wall_seconds"]
+    return result["targets"]
 
 
 def registry_queries(server: Server) -> int:
@@ -90,15 +94,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_row(result: dict[str, Any], part: dict[str, float], **labels: Any) -> dict[str, Any]:
-    """One measured run as a flat row of the results file."""
+def run_row(target: dict[str, Any], **labels: Any) -> dict[str, Any]:
+    """One server's share of a measured run, as a flat row of the results file."""
+    total = target["total"]
     return {
         **labels,
-        "throughput": part["throughput"],
-        "p50_ms": part["p50_ms"],
-        "p99_ms": part["p99_ms"],
-        "requests": part["requests"],
-        "errors": part["errors"],
-        "server_cpu_us": result["server_cpu_us"],
-        "loadgen_cpu_share": result["loadgen_cpu_seconds"] / result["wall_seconds"],
+        "throughput": total["throughput"],
+        "p50_ms": total["p50_ms"],
+        "p99_ms": total["p99_ms"],
+        "requests": total["requests"],
+        "errors": total["errors"],
+        "server_cpu_us": target["server_cpu_us"],
+        "loadgen_cpu_share": target["loadgen_cpu_share"],
     }
