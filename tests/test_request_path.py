@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from asyncpg.connection import LoggedQuery
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from service.todos import Todo
 from tenancy.connection import TenantConnection
@@ -35,6 +36,11 @@ def sessions_of(engine: AsyncEngine) -> async_sessionmaker:
 async def driver_of(engine: AsyncEngine) -> TenantConnection:
     async with engine.connect() as conn:
         return (await conn.get_raw_connection()).driver_connection
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT pg_backend_pid()"))
 
 
 async def search_path_of_next_transaction(engine: AsyncEngine) -> str:
@@ -132,8 +138,7 @@ async def backend_pids(database: str, pool_max_uses: int, checkouts: int) -> lis
     pids = []
     try:
         for _ in range(checkouts):
-            async with engine.connect() as conn:
-                pids.append(await conn.scalar(text("SELECT pg_backend_pid()")))
+            pids.append(await backend_pid(engine))
     finally:
         await engine.dispose()
     return pids
@@ -148,3 +153,32 @@ async def test_a_connection_is_replaced_after_pool_max_uses_checkouts(database: 
 
 async def test_pool_max_uses_zero_keeps_the_connection(database: str) -> None:
     assert len(set(await backend_pids(database, pool_max_uses=0, checkouts=7))) == 1
+
+
+class FailingBeginConnection(TenantConnection):
+    """BEGIN succeeds, the statement riding with it fails: the state a cancelled SET leaves."""
+
+    def search_path_on_begin(self, schema: str | None) -> None:
+        self._begin_suffix = " SELECT 1 / 0;" if schema else ""
+
+
+async def test_a_connection_whose_begin_failed_is_never_handed_out_again(
+    database: str, tenant: CreatedTenant
+) -> None:
+    failing = create_async_engine(
+        database,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"connection_class": FailingBeginConnection},
+    )
+    try:
+        before = await backend_pid(failing)
+        with pytest.raises(DBAPIError, match="division by zero"):
+            async with tenant_transaction(sessions_of(failing), tenant.schema) as session:
+                await session.scalar(CURRENT_SEARCH_PATH)
+        after = await backend_pid(failing)
+        default = await search_path_of_next_transaction(failing)
+    finally:
+        await failing.dispose()
+    assert after != before
+    assert default != tenant.schema

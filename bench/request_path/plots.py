@@ -92,12 +92,12 @@ def _registry(results: dict[str, Any], path: Path) -> None:
     figure, ax = plt.subplots(figsize=(6, 4))
     for size, samples in results["tenants"]["registry"].items():
         ax.plot(
-            [s["requests"] for s in samples],
-            [s["queries"] for s in samples],
+            [0] + [s["requests"] for s in samples],
+            [0] + [s["queries"] for s in samples],
             marker="o",
             label=f"{size} tenants",
         )
-    ax.set_xlabel("requests served (warm-up, then each round)")
+    ax.set_xlabel("requests served (start, after the warm-up, after each round)")
     ax.set_ylabel("registry queries so far")
     ax.set_yscale("symlog")
     ax.set_title("Registry queries: one per tenant, then none")
