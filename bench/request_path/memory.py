@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy import TextClause, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 
 from bench.request_path.databases import BenchDatabases
 from service.todos import Todo
@@ -34,6 +34,15 @@ MEMORY_CONTEXTS = text(
     " (sum(total_bytes) FILTER (WHERE 'CacheMemoryContext' IN (name, parent)))::float8"
     " FROM pg_backend_memory_contexts"
 )
+"""This backend's memory, and CacheMemoryContext with its children (PostgreSQL 14 to 17)."""
+MEMORY_CONTEXTS_18 = text(
+    "WITH cache AS (SELECT path[level] AS id, level FROM pg_backend_memory_contexts"
+    "  WHERE name = 'CacheMemoryContext')"
+    " SELECT sum(total_bytes)::float8,"
+    " (sum(total_bytes) FILTER (WHERE path[cache.level] = cache.id))::float8"
+    " FROM pg_backend_memory_contexts, cache"
+)
+"""The same from PostgreSQL 18 on, where contexts name their ancestors by id in `path`."""
 OTHER_BACKENDS = (
     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -77,7 +86,7 @@ async def growth(url: str, schemas: list[str], checkpoints: int) -> list[dict[st
             if touched % every == 0 or touched == len(schemas):
                 async with engine.connect() as conn:
                     pid = await conn.scalar(text("SELECT pg_backend_pid()"))
-                    total, cache = (await conn.execute(MEMORY_CONTEXTS)).one()
+                    total, cache = (await conn.execute(await _contexts_query(conn))).one()
                 rss = backend_rss(pid) or {}
                 points.append(
                     {
@@ -93,6 +102,11 @@ async def growth(url: str, schemas: list[str], checkpoints: int) -> list[dict[st
     finally:
         await engine.dispose()
     return points
+
+
+async def _contexts_query(conn: AsyncConnection) -> TextClause:
+    version = await conn.scalar(text("SELECT current_setting('server_version_num')::int"))
+    return MEMORY_CONTEXTS_18 if version >= 180000 else MEMORY_CONTEXTS
 
 
 class RssSampler:
