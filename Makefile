@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
 PORT ?= 8000
 
-.PHONY: install run test lint format clean
+.PHONY: install run test bench lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -26,6 +27,15 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+# Benchmarks: minutes on 2 cores; numbers in bench/README.md. Options through BENCH_ARGS, e.g.
+# make bench BENCH_ARGS="--sizes 10,100 --rounds 1" (python -m bench.request_path --help).
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.request_path $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,6 +8,8 @@ import asyncpg
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tenancy.connection import TenantConnection
+from tenancy.pool import limit_connection_uses
 from tenancy.settings import TenancySettings
 
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -69,13 +71,20 @@ async def drop_database(url: str) -> None:
 
 
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
-    """hide_parameters: bound values (request bodies) never reach logs or error messages."""
-    return create_async_engine(
+    """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection)
+    and connections are replaced after pool_max_uses checkouts or pool_recycle seconds.
+    hide_parameters: bound values (request bodies) never reach logs or error messages."""
+    engine = create_async_engine(
         url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.pool_recycle,
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": settings.application_name}},
+        connect_args={
+            "connection_class": TenantConnection,
+            "server_settings": {"application_name": settings.application_name},
+        },
     )
+    limit_connection_uses(engine, settings.pool_max_uses)
+    return engine

@@ -31,12 +31,19 @@ class TenancySettings(BaseSettings):
     pool_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
     pool_recycle: int = Field(
         default=1800,
-        description="Seconds after which a pooled connection is replaced (bounds catalog caches).",
+        description="Seconds after which a pooled connection is replaced (-1: never).",
+    )
+    pool_max_uses: int = Field(
+        default=1000,
+        ge=0,
+        description="Checkouts after which a pooled connection is replaced (0: never); bounds "
+        "the catalog caches a backend accumulates across tenant schemas.",
     )
     registry_cache_ttl: float = Field(
-        default=60.0,
+        default=3600.0,
         ge=0,
-        description="Seconds a resolved tenant stays cached; changes also invalidate it at once.",
+        description="Seconds a resolved tenant stays cached: a backstop only, for registry edits "
+        "made without NOTIFY; changes made through Tenantry invalidate it at once.",
     )
     data_dir: Path = Field(
         default=Path(".tenantry"), description="Where the embedded PostgreSQL keeps its data."

@@ -6,7 +6,12 @@ prepared-statement cache stays warm) and ends with the transaction like the sear
 A SQL comment per request would make every statement text unique and defeat that cache.
 """
 
+import re
+
 from sqlalchemy import text
+
+_TAG = re.compile(r"[A-Za-z0-9._:-]{1,63}")
+_NOT_TAG_CHARACTER = re.compile(r"[^A-Za-z0-9._:-]")
 
 APPLICATION_NAME_MAX = 63
 """PostgreSQL keeps the first NAMEDATALEN - 1 bytes of application_name."""
@@ -22,4 +27,15 @@ def request_tag(application_name: str, slug: str, request_id: str | None) -> str
     tag = f"{application_name}:{slug}"
     if request_id:
         tag += f":{request_id}"
-    return tag[:APPLICATION_NAME_MAX]
+    return _NOT_TAG_CHARACTER.sub("_", tag)[:APPLICATION_NAME_MAX]
+
+
+def quote_tag(tag: str) -> str:
+    """The tag as a SQL literal, for the simple-query BEGIN where nothing can be bound.
+
+    Only [A-Za-z0-9._:-] gets through (request_tag() builds nothing else), so the single quotes
+    never need escaping.
+    """
+    if _TAG.fullmatch(tag) is None:
+        raise ValueError(f"not a request tag: {tag[:80]!r}")
+    return f"'{tag}'"
