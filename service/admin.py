@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from pydantic import Field
 
-from service.schemas import Output, StrictInput
+from service.schemas import Output, StrictInput, problem_responses
 from tenancy.naming import InvalidSlug
 from tenancy.problems import Problem, conflict, unauthorized
 from tenancy.provisioning import TenantExists, create_tenant
@@ -40,13 +40,17 @@ class TenantCreated(Output):
     api_key: str = Field(description="Shown once; only its hash is stored")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 409, 413, 422)
+)
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
 async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> TenantCreated:
     try:
-        created = await create_tenant(runtime.engine, runtime.tracks, body.slug, body.display_name)
+        created = await create_tenant(
+            runtime.owner_engine, runtime.tracks, body.slug, body.display_name
+        )
     except InvalidSlug as exc:
         raise Problem(422, "invalid-slug", "Invalid tenant slug", str(exc)) from None
     except TenantExists as exc:

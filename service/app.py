@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException
 
 from service import admin, health, songs, todos, users
 from service.paths import ALEMBIC_INI
-from tenancy.database import database_url
+from tenancy.database import api_database_url, database_url
+from tenancy.limits import BodySizeLimit
 from tenancy.middleware import TenantMiddleware
 from tenancy.problems import Problem
 from tenancy.runtime import Tenancy
@@ -27,7 +28,9 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
-        runtime = await Tenancy.start(settings, await database_url(settings), ALEMBIC_INI)
+        runtime = await Tenancy.start(
+            settings, await api_database_url(settings), ALEMBIC_INI, await database_url(settings)
+        )
         app.state.tenancy = runtime  # for introspection; requests use their own state
         try:
             yield runtime.lifespan_state()
@@ -42,6 +45,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     _install_problem_handlers(app)
     return app
 
@@ -58,7 +62,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        kind = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
 
     @app.exception_handler(Exception)

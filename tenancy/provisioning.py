@@ -12,6 +12,7 @@ from tenancy.migrate.render import cached_sql
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema, tenant_schema, validate_slug
 from tenancy.registry import TENANT_STATUSES, announce_change, api_keys, tenants
+from tenancy.roles import grant_runtime
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 
@@ -58,6 +59,7 @@ async def create_tenant(
             raise
         await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
         await _run_script(conn, head_sql)
+        await grant_runtime(conn, schema)
         await add_key(conn, tenant_id, key)
         await announce_change(conn, slug)
     return CreatedTenant(slug, schema, display_name or slug, key.key_id, key.token)

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli import migrate, tenants
+from service.cli import migrate, roles, tenants
 from service.cli.common import owner_engine, run
 from service.paths import ALEMBIC_INI
 from tenancy.embedded import exit_normally_on_sigterm
@@ -17,6 +17,7 @@ from tenancy.settings import get_settings
 app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(roles.app, name="roles")
 
 
 @app.command()
