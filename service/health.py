@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
+from service.schemas import problem_responses
 from tenancy.problems import Problem
 from tenancy.runtime import Tenancy
 
@@ -17,7 +18,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
     """Ready when the database answers and the shared schema is at the code's head."""
     runtime: Tenancy = request.state.tenancy

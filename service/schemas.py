@@ -1,11 +1,11 @@
 """Shared pieces of the request and response models."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from tenancy.problems import Problem
+from tenancy.problems import PROBLEM_MEDIA_TYPE, Problem
 
 MAX_ID = 2**63 - 1
 MAX_PAGE = 100
@@ -19,6 +19,14 @@ class StrictInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL: refuse it here (422), not in the database (500)."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+        return value
+
 
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -31,3 +39,42 @@ def parse_cursor(cursor: str | None) -> int | None:
     if not cursor.isdigit() or len(cursor) > 19 or not 0 < int(cursor) <= MAX_ID:
         raise Problem(400, "invalid-cursor", "Invalid cursor")
     return int(cursor)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed tenant header, cursor or body",
+    401: "Missing or invalid API key",
+    403: "Tenant suspended",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    422: "Request validation failed",
+    503: "Not ready",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem+json answers a route can give."""
+    return {
+        status: {
+            "description": _PROBLEM_DESCRIPTIONS[status],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+TENANT_PROBLEMS = problem_responses(400, 401, 403, 413, 422)
+"""What any tenant route may answer before or instead of its handler's result."""

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, StrictInput
+from service.schemas import TENANT_PROBLEMS, Output, PageLimit, StrictInput
 
 TEXT_MAX = 200
 
@@ -37,7 +37,7 @@ class SongPage(Output):
     next_cursor: str | None
 
 
-router = APIRouter(prefix="/songs", tags=["songs"])
+router = APIRouter(prefix="/songs", tags=["songs"], responses=TENANT_PROBLEMS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SongOut)

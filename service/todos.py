@@ -10,7 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, RowId, StrictInput
+from service.schemas import (
+    TENANT_PROBLEMS,
+    Output,
+    PageLimit,
+    RowId,
+    StrictInput,
+    problem_responses,
+)
 from tenancy.problems import not_found
 
 CONTENT_MAX = 2000
@@ -42,7 +49,9 @@ class TodoPage(Output):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+NOT_FOUND = problem_responses(404)
+
+router = APIRouter(prefix="/todos", tags=["todos"], responses=TENANT_PROBLEMS)
 
 
 async def _live_todo(session: TenantSession, todo_id: int) -> Todo:
@@ -70,12 +79,12 @@ async def list_todos(
     return TodoPage(items=[TodoOut.model_validate(t) for t in todos], next_cursor=next_cursor)
 
 
-@router.get("/{todo_id}", response_model=TodoOut)
+@router.get("/{todo_id}", response_model=TodoOut, responses=NOT_FOUND)
 async def get_todo(todo_id: RowId, session: TenantSession) -> Todo:
     return await _live_todo(session, todo_id)
 
 
-@router.put("/{todo_id}", response_model=TodoOut)
+@router.put("/{todo_id}", response_model=TodoOut, responses=NOT_FOUND)
 async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> Todo:
     todo = await _live_todo(session, todo_id)
     todo.content = body.content
@@ -85,7 +94,7 @@ async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> T
     return todo
 
 
-@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_todo(todo_id: RowId, session: TenantSession) -> Response:
     todo = await _live_todo(session, todo_id)
     todo.deleted_at = func.now()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, StrictInput
+from service.schemas import TENANT_PROBLEMS, Output, PageLimit, StrictInput, problem_responses
 from tenancy.problems import conflict
 
 EMAIL_MAX = 254
@@ -44,10 +44,15 @@ class UserPage(Output):
     next_cursor: str | None
 
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=TENANT_PROBLEMS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    responses=problem_responses(409),
+)
 async def create_user(body: UserIn, session: TenantSession) -> User:
     user = User(email=body.email.lower(), name=body.name)
     session.add(user)
