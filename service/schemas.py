@@ -36,7 +36,11 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Cursors are the last id of the previous page, opaque to clients."""
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 19 or not 0 < int(cursor) <= MAX_ID:
+    if (
+        not (cursor.isascii() and cursor.isdigit())
+        or len(cursor) > 19
+        or not 0 < int(cursor) <= MAX_ID
+    ):
         raise Problem(400, "invalid-cursor", "Invalid cursor")
     return int(cursor)
 
