@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import Field
 
 from service.schemas import Output, StrictInput, problem_responses
-from tenancy.naming import InvalidSlug
+from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
 from tenancy.problems import Problem, conflict, unauthorized
 from tenancy.provisioning import TenantExists, create_tenant
 from tenancy.runtime import Tenancy
@@ -28,7 +28,14 @@ AdminRuntime = Annotated[Tenancy, Depends(require_admin)]
 
 
 class TenantCreate(StrictInput):
-    slug: str = Field(max_length=40, examples=["acme-co"])
+    slug: str = Field(
+        max_length=40,
+        examples=["acme-co"],
+        json_schema_extra={  # documented here; validate_slug checks (422 invalid-slug)
+            "pattern": f"^{SLUG_PATTERN}$",
+            "not": {"enum": sorted(RESERVED_SLUGS)},
+        },
+    )
     display_name: str | None = Field(default=None, max_length=200)
 
 

@@ -12,12 +12,33 @@ MAX_PAGE = 100
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="Row id")]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size, at most 100")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="The next_cursor of the previous page",
+        json_schema_extra={"pattern": r"^[1-9][0-9]{0,17}$"},  # documented; parse_cursor checks
+    ),
+]
+
+
+def _document_text_rules(schema: dict[str, Any]) -> None:
+    """Say in the OpenAPI document what StrictInput checks: no NUL anywhere, and, whitespace
+    being stripped before lengths are checked, a non-space in a required text."""
+    for field in schema.get("properties", {}).values():
+        for text in [field, *field.get("anyOf", [])]:
+            if text.get("type") == "string" and "pattern" not in text:
+                required = text.get("minLength", 0) > 0
+                text["pattern"] = (
+                    r"^[^\u0000]*[^\u0000\s][^\u0000]*$" if required else r"^[^\u0000]*$"
+                )
 
 
 class StrictInput(BaseModel):
     """Request bodies refuse unknown fields: a typo is an error, not silently ignored data."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_document_text_rules
+    )
 
     @field_validator("*", mode="after")
     @classmethod

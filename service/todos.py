@@ -12,6 +12,7 @@ from service.deps import TenantSession
 from service.paging import keyset_page
 from service.schemas import (
     TENANT_PROBLEMS,
+    Cursor,
     Output,
     PageLimit,
     RowId,
@@ -72,7 +73,7 @@ async def create_todo(body: TodoIn, session: TenantSession) -> Todo:
 
 @router.get("", response_model=TodoPage)
 async def list_todos(
-    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+    session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> TodoPage:
     live = select(Todo).where(Todo.deleted_at.is_(None))
     todos, next_cursor = await keyset_page(session, live, Todo.id, limit, cursor, newest_first=True)

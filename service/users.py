@@ -11,7 +11,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import TENANT_PROBLEMS, Output, PageLimit, StrictInput, problem_responses
+from service.schemas import (
+    TENANT_PROBLEMS,
+    Cursor,
+    Output,
+    PageLimit,
+    StrictInput,
+    problem_responses,
+)
 from tenancy.problems import conflict
 
 EMAIL_MAX = 254
@@ -66,7 +73,7 @@ async def create_user(body: UserIn, session: TenantSession) -> User:
 
 @router.get("", response_model=UserPage)
 async def list_users(
-    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+    session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> UserPage:
     users, next_cursor = await keyset_page(session, select(User), User.id, limit, cursor)
     return UserPage(items=[UserOut.model_validate(u) for u in users], next_cursor=next_cursor)

@@ -7,7 +7,10 @@ REGISTRY_SCHEMA = "tenantry"
 
 TENANT_SCHEMA_PREFIX = "tenant_"
 
-_SLUG = re.compile(r"[a-z][a-z0-9-]{1,39}")
+SLUG_PATTERN = r"[a-z][a-z0-9-]{1,39}"
+"""The slug rule (a full match), e.g. for the OpenAPI document; reserved slugs aside."""
+
+_SLUG = re.compile(SLUG_PATTERN)
 _TENANT_SCHEMA = re.compile(r"tenant_[a-z][a-z0-9_]{1,39}")
 
 RESERVED_SLUGS = frozenset(
