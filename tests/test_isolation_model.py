@@ -35,7 +35,7 @@ from tests.conftest import make_settings
 from tests.support import client
 
 TENANTS = 5
-EXAMPLES = 8
+EXAMPLES = 6
 STEPS_PER_EXAMPLE = 40
 
 
