@@ -21,6 +21,7 @@ from tenancy.roles import RUNTIME_GROUP, RoleSetupError, setup_roles
 from tests.conftest import RUNTIME_ROLE
 from tests.support import client, row_counts, schema_names
 from tests.test_cli import TENANTRY
+from tests.test_compose import load_compose
 
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -302,3 +303,16 @@ def test_roles_setup_command_refuses_with_one_line(
     assert result.returncode == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_compose_runs_the_api_as_the_runtime_role_with_an_optional_pgbouncer() -> None:
+    compose = load_compose()
+    env, services = compose["x-tenantry-env"], compose["services"]
+    runtime, owner = env["TENANTRY_DATABASE_URL"], env["TENANTRY_OWNER_DATABASE_URL"]
+    assert "${TENANTRY_API_USER:-tenantry_api}" in runtime
+    assert "${POSTGRES_USER:-tenantry}" in owner
+    assert "tenantry roles setup" in " ".join(services["migrate"]["command"])
+    bouncer = services["pgbouncer"]
+    assert bouncer["profiles"] == ["pgbouncer"]
+    assert bouncer["environment"]["POOL_MODE"] == "transaction"
+    assert services["api"]["depends_on"]["pgbouncer"]["required"] is False
