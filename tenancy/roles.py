@@ -29,6 +29,10 @@ REGISTRY_GRANTS = {
 
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
+_ONE_SETUP_AT_A_TIME = text("SELECT pg_advisory_xact_lock(hashtext('tenantry roles setup'))")
+"""Concurrent GRANTs on one object fail ("tuple concurrently updated"): API workers starting
+together on the embedded server each run the setup."""
+_IS_MEMBER = text("SELECT pg_has_role(:role, :group, 'MEMBER')")
 _ROLE_EXISTS = text("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)")
 _PRIVILEGED = text(
     "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb FROM pg_roles "
@@ -103,6 +107,7 @@ async def setup_roles(
     existing deployment's tenant schemas up to date. An existing login role keeps its password.
     """
     login_role = checked_role(login_role)
+    await conn.execute(_ONE_SETUP_AT_A_TIME)
     if login_role == await conn.scalar(text("SELECT current_user")):
         raise RoleSetupError(
             f"the runtime role {login_role!r} is the owner role itself: give the API a role "
@@ -114,7 +119,8 @@ async def setup_roles(
     await _create_role(conn, RUNTIME_GROUP, "NOLOGIN")
     created = await _create_role(conn, login_role, "LOGIN", password)
     await _refuse_privileged(conn, login_role)
-    await _exec_formatted(conn, f"GRANT {RUNTIME_GROUP} TO %I", login_role)
+    if not await conn.scalar(_IS_MEMBER, {"role": login_role, "group": RUNTIME_GROUP}):
+        await _exec_formatted(conn, f"GRANT {RUNTIME_GROUP} TO %I", login_role)
     await _lock_down_database(conn, login_role)
     schemas: list[str] = []
     if has_registry:

@@ -19,7 +19,7 @@ from tests.background import served_in_background
 from tests.conftest import ADMIN_TOKEN
 from tests.support import tenant_headers
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 15
 
 # The document the app serves at /openapi.json, built without a server (schemathesis' lazy
 # from_fixture loader does not run under pytest 9).
