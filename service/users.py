@@ -35,7 +35,10 @@ class User(TenantBase):
 
 
 class UserIn(StrictInput):
-    email: EmailStr = Field(max_length=EMAIL_MAX)
+    email: EmailStr = Field(
+        max_length=EMAIL_MAX,
+        description="Special-use domains (RFC 6761: .test, .local, .invalid, ...) are refused",
+    )
     name: str = Field(min_length=1, max_length=NAME_MAX)
 
 

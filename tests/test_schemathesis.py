@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import allow_header_conformance
+from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.app import create_app
@@ -56,6 +57,19 @@ def test_every_operation_answers_as_its_schema_says(case, served: tuple[str, dic
     headers = (
         {"Authorization": f"Bearer {ADMIN_TOKEN}"} if case.path.startswith("/admin") else tenant
     )
-    case.call_and_validate(
-        base_url=base_url, headers=headers, excluded_checks=[allow_header_conformance]
-    )
+    case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=unchecked(case))
+
+
+def unchecked(case) -> list:
+    """Checks this case is exempt from, and why.
+
+    Allow on a 405 lists the methods of the first route matching the path, not all of them
+    (Starlette's router); and an email on a special-use domain (RFC 6761) is valid for the JSON
+    Schema `email` format but refused by the email validator, as the field's description says.
+    """
+    exempt = [allow_header_conformance]
+    body = case.body if isinstance(case.body, dict) else {}
+    domain = str(body.get("email", "")).rpartition("@")[2].rstrip(".").lower()
+    if domain.rpartition(".")[2] in SPECIAL_USE_DOMAIN_NAMES:
+        exempt.append(positive_data_acceptance)
+    return exempt
