@@ -50,6 +50,7 @@ from tenancy.lifecycle.catalog import catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.provisioning import create_tenant
+from tenancy.roles import RUNTIME_GROUP, tenant_grants
 from tenancy.settings import TenancySettings
 
 FLOOR_VS_RAW, GOAL_VS_RAW, FLAT = 3.0, 1.5, 1.2
@@ -120,11 +121,14 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
     head_sql = HeadDDL(tracks, TenantBase.metadata).script()
 
     async def raw_ddl(slug: str) -> None:
+        """The same schema, grants to a runtime role included where one is set up."""
         schema = tenant_schema(slug)
         async with raw.transaction():
             await raw.execute(f"CREATE SCHEMA {quote_schema(schema)}")
             await raw.execute("SELECT set_config('search_path', $1, true)", schema)
             await raw.execute(head_sql)
+            if await raw.fetchval("SELECT to_regrole($1) IS NOT NULL", RUNTIME_GROUP):
+                await raw.execute(";".join(tenant_grants(schema)))
 
     def onboard(blueprint: TenantBlueprint) -> Callable[[str], Awaitable[None]]:
         async def create(slug: str) -> None:

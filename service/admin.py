@@ -20,7 +20,7 @@ from tenancy.lifecycle.archive import archive_tenant, restore_tenant
 from tenancy.lifecycle.errors import TenantExists, TenantStateConflict, UnknownKey, UnknownTenant
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
-from tenancy.naming import InvalidSlug
+from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
 from tenancy.problems import Problem, conflict, not_found, problem_responses, unauthorized
 from tenancy.provisioning import create_tenant
 from tenancy.runtime import Tenancy
@@ -56,7 +56,14 @@ async def lifecycle_problems() -> AsyncIterator[None]:
 
 
 class TenantCreate(StrictInput):
-    slug: str = Field(max_length=40, examples=["acme-co"])
+    slug: str = Field(
+        max_length=40,
+        examples=["acme-co"],
+        json_schema_extra={  # documented here; validate_slug checks (422 invalid-slug)
+            "pattern": f"^{SLUG_PATTERN}$",
+            "not": {"enum": sorted(RESERVED_SLUGS)},
+        },
+    )
     display_name: str | None = Field(default=None, max_length=200, examples=["Acme Co"])
 
 
@@ -103,7 +110,9 @@ class KeyCreated(Output):
     api_key: str = Field(description="Shown once; only its hash is stored")
 
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(401, 404, 409))
+router = APIRouter(
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422)
+)
 
 
 @router.post(
@@ -114,7 +123,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], responses=problem_responses(
 async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> TenantCreated:
     async with lifecycle_problems():
         created = await create_tenant(
-            runtime.engine, tenant_blueprint(runtime.tracks), body.slug, body.display_name
+            runtime.owner_engine, tenant_blueprint(runtime.tracks), body.slug, body.display_name
         )
     return TenantCreated(
         slug=created.slug,
@@ -127,7 +136,7 @@ async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> Tena
 
 @router.get("/tenants", response_model=list[TenantOut])
 async def list_tenants_route(runtime: AdminRuntime) -> list[TenantOut]:
-    async with runtime.engine.connect() as conn:
+    async with runtime.owner_engine.connect() as conn:
         return [TenantOut.of(row) for row in await tenant_inventory(conn)]
 
 
@@ -140,14 +149,14 @@ async def get_tenant_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
 async def suspend_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     """Every API process answers the tenant's requests with 403 from now on."""
     async with lifecycle_problems():
-        await suspend_tenant(runtime.engine, slug)
+        await suspend_tenant(runtime.owner_engine, slug)
     return await _summary(runtime, slug)
 
 
 @router.post("/tenants/{slug}/resume", response_model=TenantOut)
 async def resume_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     async with lifecycle_problems():
-        await resume_tenant(runtime.engine, slug)
+        await resume_tenant(runtime.owner_engine, slug)
     return await _summary(runtime, slug)
 
 
@@ -156,20 +165,20 @@ async def archive_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     """Archive: the schema leaves the tenant namespace, keys are revoked, requests get 401.
     Nothing is deleted; POST .../restore undoes it."""
     async with lifecycle_problems():
-        await archive_tenant(runtime.engine, slug)
+        await archive_tenant(runtime.owner_engine, slug)
     return await _summary(runtime, slug)
 
 
 @router.post("/tenants/{slug}/restore", response_model=TenantOut)
 async def restore_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     async with lifecycle_problems():
-        await restore_tenant(runtime.engine, runtime.tracks, slug)
+        await restore_tenant(runtime.owner_engine, runtime.tracks, slug)
     return await _summary(runtime, slug)
 
 
 @router.get("/tenants/{slug}/keys", response_model=list[KeyOut])
 async def list_keys_route(slug: SlugPath, runtime: AdminRuntime) -> list[KeyOut]:
-    async with lifecycle_problems(), runtime.engine.connect() as conn:
+    async with lifecycle_problems(), runtime.owner_engine.connect() as conn:
         rows = await list_keys(conn, slug)
     return [KeyOut.model_validate(row) for row in rows]
 
@@ -178,19 +187,19 @@ async def list_keys_route(slug: SlugPath, runtime: AdminRuntime) -> list[KeyOut]
 async def create_key_route(slug: SlugPath, runtime: AdminRuntime) -> KeyCreated:
     """Another active key, so that clients can rotate; shown once."""
     async with lifecycle_problems():
-        key = await create_key(runtime.engine, slug)
+        key = await create_key(runtime.owner_engine, slug)
     return KeyCreated(slug=slug, key_id=key.key_id, api_key=key.token)
 
 
 @router.delete("/tenants/{slug}/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key_route(slug: SlugPath, key_id: KeyIdPath, runtime: AdminRuntime) -> Response:
     async with lifecycle_problems():
-        await revoke_key(runtime.engine, key_id, slug=slug)
+        await revoke_key(runtime.owner_engine, key_id, slug=slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 async def _summary(runtime: Tenancy, slug: str) -> TenantOut:
-    async with runtime.engine.connect() as conn:
+    async with runtime.owner_engine.connect() as conn:
         rows = await tenant_inventory(conn, slug)
     if not rows:
         raise not_found("Tenant")

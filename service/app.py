@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException
 
 from service import admin, health, metrics, openapi, songs, todos, users
 from service.paths import ALEMBIC_INI
-from tenancy.database import database_url
+from tenancy.database import api_database_url, database_url
+from tenancy.limits import BodySizeLimit
 from tenancy.middleware import TenantMiddleware
 from tenancy.observability.access_log import log_request
 from tenancy.observability.metrics import ServiceMetrics
@@ -64,7 +65,9 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
-        runtime = await Tenancy.start(settings, await database_url(settings), ALEMBIC_INI)
+        runtime = await Tenancy.start(
+            settings, await api_database_url(settings), ALEMBIC_INI, await database_url(settings)
+        )
         app.state.tenancy = runtime  # for introspection; requests use their own state
         service_metrics.bind(runtime.engine)
         try:
@@ -79,8 +82,8 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
 def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
-    """Outermost first: RequestObserver -> TenantMiddleware -> RateLimitMiddleware ->
-    ReplayStaleStatements (replays the route only) -> routes."""
+    """Outermost first: RequestObserver -> BodySizeLimit -> TenantMiddleware ->
+    RateLimitMiddleware -> ReplayStaleStatements (replays the route only) -> routes."""
     app.add_middleware(ReplayStaleStatements)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
@@ -89,6 +92,7 @@ def _install_middleware(
         header=settings.tenant_header,
         public_prefixes=PUBLIC_PREFIXES,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
@@ -104,7 +108,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        kind = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
 
     @app.exception_handler(Exception)

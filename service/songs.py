@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, StrictInput
+from service.schemas import TENANT_PROBLEMS, Cursor, Output, PageLimit, StrictInput
 
 TEXT_MAX = 200
 
@@ -37,7 +37,7 @@ class SongPage(Output):
     next_cursor: str | None
 
 
-router = APIRouter(prefix="/songs", tags=["songs"])
+router = APIRouter(prefix="/songs", tags=["songs"], responses=TENANT_PROBLEMS)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SongOut)
@@ -50,7 +50,7 @@ async def create_song(body: SongIn, session: TenantSession) -> Song:
 
 @router.get("", response_model=SongPage)
 async def list_songs(
-    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+    session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> SongPage:
     songs, next_cursor = await keyset_page(session, select(Song), Song.id, limit, cursor)
     return SongPage(items=[SongOut.model_validate(s) for s in songs], next_cursor=next_cursor)

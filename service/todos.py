@@ -10,7 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, RowId, StrictInput
+from service.schemas import (
+    TENANT_PROBLEMS,
+    Cursor,
+    Output,
+    PageLimit,
+    RowId,
+    StrictInput,
+)
 from tenancy.problems import not_found, problem_responses
 
 CONTENT_MAX = 2000
@@ -42,7 +49,9 @@ class TodoPage(Output):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+NOT_FOUND = problem_responses(404)
+
+router = APIRouter(prefix="/todos", tags=["todos"], responses=TENANT_PROBLEMS)
 
 
 async def _live_todo(session: TenantSession, todo_id: int) -> Todo:
@@ -63,19 +72,19 @@ async def create_todo(body: TodoIn, session: TenantSession) -> Todo:
 
 @router.get("", response_model=TodoPage)
 async def list_todos(
-    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+    session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> TodoPage:
     live = select(Todo).where(Todo.deleted_at.is_(None))
     todos, next_cursor = await keyset_page(session, live, Todo.id, limit, cursor, newest_first=True)
     return TodoPage(items=[TodoOut.model_validate(t) for t in todos], next_cursor=next_cursor)
 
 
-@router.get("/{todo_id}", response_model=TodoOut, responses=problem_responses(404))
+@router.get("/{todo_id}", response_model=TodoOut, responses=NOT_FOUND)
 async def get_todo(todo_id: RowId, session: TenantSession) -> Todo:
     return await _live_todo(session, todo_id)
 
 
-@router.put("/{todo_id}", response_model=TodoOut, responses=problem_responses(404))
+@router.put("/{todo_id}", response_model=TodoOut, responses=NOT_FOUND)
 async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> Todo:
     todo = await _live_todo(session, todo_id)
     todo.content = body.content
@@ -85,9 +94,7 @@ async def update_todo(todo_id: RowId, body: TodoIn, session: TenantSession) -> T
     return todo
 
 
-@router.delete(
-    "/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404)
-)
+@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def delete_todo(todo_id: RowId, session: TenantSession) -> Response:
     todo = await _live_todo(session, todo_id)
     todo.deleted_at = func.now()

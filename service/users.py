@@ -11,7 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
 from service.paging import keyset_page
-from service.schemas import Output, PageLimit, StrictInput
+from service.schemas import (
+    TENANT_PROBLEMS,
+    Cursor,
+    Output,
+    PageLimit,
+    StrictInput,
+)
 from tenancy.problems import conflict, problem_responses
 
 EMAIL_MAX = 254
@@ -28,7 +34,11 @@ class User(TenantBase):
 
 
 class UserIn(StrictInput):
-    email: EmailStr = Field(max_length=EMAIL_MAX, examples=["ada@example.com"])
+    email: EmailStr = Field(
+        max_length=EMAIL_MAX,
+        examples=["ada@example.com"],
+        description="Special-use domains (RFC 6761: .test, .local, .invalid, ...) are refused",
+    )
     name: str = Field(min_length=1, max_length=NAME_MAX, examples=["Ada Lovelace"])
 
 
@@ -44,7 +54,7 @@ class UserPage(Output):
     next_cursor: str | None
 
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=TENANT_PROBLEMS)
 
 
 @router.post(
@@ -66,7 +76,7 @@ async def create_user(body: UserIn, session: TenantSession) -> User:
 
 @router.get("", response_model=UserPage)
 async def list_users(
-    session: TenantSession, limit: PageLimit = 20, cursor: str | None = None
+    session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> UserPage:
     users, next_cursor = await keyset_page(session, select(User), User.id, limit, cursor)
     return UserPage(items=[UserOut.model_validate(u) for u in users], next_cursor=next_cursor)

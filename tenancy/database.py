@@ -1,16 +1,21 @@
 """Where the database is, and the engine that talks to it."""
 
 import re
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tenancy.connection import TenantConnection
 from tenancy.pool import limit_connection_uses
 from tenancy.settings import TenancySettings
+
+EMBEDDED_RUNTIME_ROLE = "tenantry_api"
+"""The embedded server's login role for the API (trust over its private Unix socket)."""
 
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -23,12 +28,43 @@ def _embedded_server_url(data_dir: Path, database: str) -> str:
 
 
 async def database_url(settings: TenancySettings) -> str:
-    """The configured URL, or the embedded server's (started on first use, stopped at exit)."""
-    if settings.database_url:
-        return settings.database_url
+    """The owner's URL (migrations, onboarding, the CLI): TENANTRY_OWNER_DATABASE_URL, else
+    TENANTRY_DATABASE_URL, else the embedded server's superuser (started on first use)."""
+    configured = settings.owner_database_url or settings.database_url
+    if configured:
+        return configured
     url = _embedded_server_url(settings.data_dir.resolve(), settings.embedded_database)
     await ensure_database(url)
     return url
+
+
+def runtime_login(settings: TenancySettings) -> tuple[str, str | None]:
+    """The runtime role's name and password, as the API will log in."""
+    if not settings.database_url:
+        return EMBEDDED_RUNTIME_ROLE, None
+    url = make_url(settings.database_url)
+    return url.username or "", url.password
+
+
+async def api_database_url(settings: TenancySettings) -> str:
+    """The URL the API's request path uses: TENANTRY_DATABASE_URL, else the embedded server's
+    runtime role, set up (idempotently) by the owner first."""
+    if settings.database_url:
+        return settings.database_url
+    owner = await database_url(settings)
+    await _setup_embedded_runtime_role(owner)
+    return make_url(owner).set(username=EMBEDDED_RUNTIME_ROLE).render_as_string(hide_password=False)
+
+
+async def _setup_embedded_runtime_role(owner_url: str) -> None:
+    from tenancy.roles import setup_roles
+
+    engine = create_async_engine(owner_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await setup_roles(conn, EMBEDDED_RUNTIME_ROLE, require_registry=False)
+    finally:
+        await engine.dispose()
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -84,7 +120,21 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
         connect_args={
             "connection_class": TenantConnection,
             "server_settings": {"application_name": settings.application_name},
+            **pgbouncer_connect_args(settings),
         },
     )
     limit_connection_uses(engine, settings.pool_max_uses)
     return engine
+
+
+def pgbouncer_connect_args(settings: TenancySettings) -> dict[str, object]:
+    """Behind PgBouncer's transaction pooling, consecutive transactions of one client connection
+    may run on different server connections, so a prepared statement must never outlive its
+    transaction nor clash by name with another client's (PgBouncer < 1.21 does not track them)."""
+    if not settings.pgbouncer:
+        return {}
+    return {"prepared_statement_cache_size": 0, "prepared_statement_name_func": _unique_name}
+
+
+def _unique_name() -> str:
+    return f"__tenantry_{uuid.uuid4().hex}__"

@@ -17,7 +17,10 @@ that registers the tenant; a leftover one (a killed import) blocks nothing."""
 MAX_IDENTIFIER = 63
 """PostgreSQL truncates longer names (NAMEDATALEN - 1)."""
 
-_SLUG = re.compile(r"[a-z][a-z0-9-]{1,39}")
+SLUG_PATTERN = r"[a-z][a-z0-9-]{1,39}"
+"""The slug rule (a full match), e.g. for the OpenAPI document; reserved slugs aside."""
+
+_SLUG = re.compile(SLUG_PATTERN)
 _TENANT_SCHEMA = re.compile(r"tenant_[a-z][a-z0-9_]{1,39}")
 _STAGING_SCHEMA = re.compile(r"importing_[0-9a-f]{16}")
 _ARCHIVE_SCHEMA = re.compile(r"archived_[1-9][0-9]{0,18}_[a-z][a-z0-9_]{0,39}")

@@ -103,6 +103,7 @@ PROBLEM_STATUSES: dict[int, str] = {
     403: "The tenant is suspended (`tenant-suspended`)",
     404: "No such resource (`not-found`)",
     409: "Conflicts with existing data (`conflict`)",
+    413: "Request body too large (`body-too-large`)",
     422: "Invalid input (`validation-error`, with `errors`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",

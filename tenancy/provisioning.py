@@ -24,6 +24,7 @@ from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema, tenant_schema, validate_slug
 from tenancy.registry import announce_change, tenants
+from tenancy.roles import grant_runtime
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 __all__ = [
@@ -142,8 +143,8 @@ async def prepare_schema(conn: AsyncConnection, schema: str) -> None:
     Runs once the schema's tables exist, on every path that brings a tenant schema into being
     (create and import), inside that path's transaction, so `GRANT ... ON ALL TABLES IN SCHEMA`
     covers them and `ALTER DEFAULT PRIVILEGES IN SCHEMA` covers tables later migrations add.
-    Nothing to grant yet: every connection is the owner's.
     """
+    await grant_runtime(conn, schema)
 
 
 async def grant(conn: AsyncConnection, onboarding: Onboarding) -> None:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +20,26 @@ class TenancySettings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="postgresql+asyncpg://... URL; unset means an embedded PostgreSQL.",
+        description="The API's (runtime role's) postgresql+asyncpg://... URL; unset means an "
+        "embedded PostgreSQL.",
+    )
+    owner_database_url: str | None = Field(
+        default=None,
+        description="The owner role's URL (migrations, onboarding, the CLI), straight to "
+        "PostgreSQL; unset means the same as database_url (one role for all: not recommended).",
+    )
+    listen_database_url: str | None = Field(
+        default=None,
+        description="Straight to PostgreSQL, for the registry's LISTEN connection; unset means "
+        "database_url. Required with pgbouncer (LISTEN does not survive transaction pooling).",
+    )
+    pgbouncer: bool = Field(
+        default=False,
+        description="database_url goes through PgBouncer in transaction pooling mode: prepared "
+        "statements get unique names and are never cached across transactions.",
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1, description="Request bodies larger than this are refused (413)."
     )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /admin routes; unset disables them."
@@ -94,6 +113,17 @@ class TenancySettings(BaseSettings):
         description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
         "it closes them; keep below the orchestrator's kill timeout.",
     )
+
+    @model_validator(mode="after")
+    def _urls_fit_together(self) -> "TenancySettings":
+        if self.owner_database_url and not self.database_url:
+            raise ValueError("TENANTRY_OWNER_DATABASE_URL needs TENANTRY_DATABASE_URL too")
+        if self.pgbouncer and not self.listen_database_url:
+            raise ValueError(
+                "TENANTRY_PGBOUNCER needs TENANTRY_LISTEN_DATABASE_URL: a URL straight to "
+                "PostgreSQL for LISTEN, which transaction pooling cannot carry"
+            )
+        return self
 
 
 @lru_cache

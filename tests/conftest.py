@@ -24,6 +24,7 @@ from tenancy.database import create_engine, database_url, drop_database, ensure_
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
+from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings, get_settings
 from tests.support import running_server
 
@@ -139,3 +140,27 @@ async def tenant(engine: AsyncEngine, blueprint: TenantBlueprint, new_slug: str)
 @pytest_asyncio.fixture
 async def other_tenant(engine: AsyncEngine, blueprint: TenantBlueprint) -> CreatedTenant:
     return await create_tenant(engine, blueprint, "o-" + secrets.token_hex(5))
+
+
+RUNTIME_ROLE = "tenantry_test_api"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def runtime_url(database: str, engine: AsyncEngine) -> str:
+    """The test database as the API's runtime role, which the owner sets up once."""
+    async with engine.begin() as conn:
+        await setup_roles(conn, RUNTIME_ROLE)
+    return make_url(database).set(username=RUNTIME_ROLE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def runtime_settings(database: str, runtime_url: str) -> TenancySettings:
+    """Two roles, as in production: the API as the runtime role, onboarding as the owner."""
+    return make_settings(runtime_url, owner_database_url=database)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def runtime_api(runtime_settings: TenancySettings) -> AsyncIterator[str]:
+    """The real app under real uvicorn, connected as the runtime role; yields its base URL."""
+    async with running_server(create_app(runtime_settings)) as base_url:
+        yield base_url

@@ -3,7 +3,7 @@ connection keeps a tenant's search_path. A negative control proves the check can
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from fastapi import Request
@@ -51,12 +51,19 @@ async def pooled_search_paths(engine: AsyncEngine, pool_size: int) -> list[tuple
 
 
 async def isolation_problems(
-    settings: TenancySettings, tenants: list[CreatedTenant], naive: bool = False
+    settings: TenancySettings,
+    tenants: list[CreatedTenant],
+    naive: bool = False,
+    *,
+    dependency: Callable[..., AsyncIterator[AsyncSession]] | None = None,
+    requests: int = REQUESTS,
 ) -> list[str]:
-    """Runs the concurrent load and returns every leak it saw (empty when isolated)."""
+    """Runs the concurrent load and returns every leak it saw (empty when isolated).
+
+    naive (or another `dependency` in place of tenant_session) is for negative controls."""
     app = create_app(settings)
-    if naive:
-        app.dependency_overrides[tenant_session] = naive_session_level_search_path
+    if naive or dependency:
+        app.dependency_overrides[tenant_session] = dependency or naive_session_level_search_path
     problems: list[str] = []
     async with running_server(app) as base_url:
         clients = {t.slug: client(base_url, t.slug, t.api_key) for t in tenants}
@@ -67,20 +74,22 @@ async def isolation_problems(
             http = clients[tenant.slug]
             if n % 3 == 0:
                 response = await http.post("/todos", json={"content": f"{tenant.slug} #{n}"})
-                contents = [response.json()["content"]]
             elif n % 3 == 1:
                 response = await http.get("/todos", params={"limit": 100})
-                contents = [t["content"] for t in response.json()["items"]]
             else:
                 response = await http.get("/todos/1")
-                contents = [response.json()["content"]]
             if response.status_code >= 400:
                 problems.append(f"{tenant.slug}: HTTP {response.status_code}")
+                return
+            body = response.json()
+            contents = (
+                [t["content"] for t in body["items"]] if "items" in body else [body["content"]]
+            )
             problems.extend(
                 f"{tenant.slug} got {c!r}" for c in contents if not c.startswith(tenant.slug)
             )
 
-        await asyncio.gather(*(one(n) for n in range(REQUESTS)))
+        await asyncio.gather(*(one(n) for n in range(requests)))
         for http in clients.values():
             await http.aclose()
         for current, default in await pooled_search_paths(

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.cli import keys, limits, migrate, tenants
+from service.cli import keys, limits, migrate, roles, tenants
 from service.cli.common import owner_engine, run
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
@@ -21,6 +21,7 @@ app.add_typer(tenants.app, name="tenants")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(keys.app, name="keys")
 app.add_typer(limits.app, name="limits")
+app.add_typer(roles.app, name="roles")
 
 
 @app.command()

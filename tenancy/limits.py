@@ -1,0 +1,73 @@
+"""Pure ASGI middleware: request bodies above a size cap are refused with 413 problem+json.
+
+The declared Content-Length is checked first (nothing is read); a body without one (chunked) or
+one that lies is counted as it streams in, and the request is cut off once it passes the cap.
+"""
+
+import contextlib
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenancy.problems import Problem
+
+
+def body_too_large(max_bytes: int) -> Problem:
+    return Problem(
+        413, "body-too-large", "Request body too large", f"Send at most {max_bytes} bytes."
+    )
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from receive() once the streamed body passes the cap."""
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _declared_length(scope) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if exceeded and not response_started:
+                return  # whatever the app answers to a cut-off body, the answer is 413
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):  # the app may also have turned it into a 400
+            await self.app(scope, counting_receive, guarded_send)
+        if exceeded and not response_started:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = body_too_large(self.max_bytes).response(headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    """The Content-Length header, 0 when absent; unparsable values are left to the server."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
