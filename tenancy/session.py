@@ -33,7 +33,9 @@ def _enter_tenant_schema(
     """
     schema = session.info[_SCHEMA]
     driver = connection.connection.driver_connection
-    if isinstance(driver, TenantConnection):
+    if issubclass(
+        type(driver), TenantConnection
+    ):  # asyncpg's isinstance says yes to any Connection
         driver.search_path_on_begin(schema)
         session.info[_ARMED] = driver
     else:
