@@ -35,7 +35,7 @@ def _enter_tenant_schema(
     """
     schema, tag = session.info[_SCHEMA], session.info[_TAG]
     driver = connection.connection.driver_connection
-    if isinstance(driver, TenantConnection):
+    if issubclass(type(driver), TenantConnection):  # asyncpg's isinstance says yes to any
         driver.search_path_on_begin(schema, tag)
         session.info[_ARMED] = driver
     elif tag is None:

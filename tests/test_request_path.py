@@ -67,6 +67,20 @@ async def test_search_path_rides_in_the_begin_round_trip(
     assert simple_queries[:2] == [f'BEGIN; SET LOCAL search_path TO "{tenant.schema}";', "COMMIT;"]
 
 
+async def test_on_an_engine_of_plain_asyncpg_connections_the_bound_statement_sets_it(
+    database: str, tenant: CreatedTenant
+) -> None:
+    plain = create_async_engine(database, pool_size=1, max_overflow=0)
+    try:
+        default = await search_path_of_next_transaction(plain)
+        async with tenant_transaction(sessions_of(plain), tenant.schema) as session:
+            seen = await session.scalar(CURRENT_SEARCH_PATH)
+        after = await search_path_of_next_transaction(plain)
+    finally:
+        await plain.dispose()
+    assert (seen, after) == (tenant.schema, default)
+
+
 async def test_the_search_path_ends_with_the_transaction(
     one_connection: AsyncEngine, tenant: CreatedTenant
 ) -> None:
