@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenancy.keys import hash_key
 from tenancy.provisioning import CreatedTenant
 from tenancy.registry import api_keys
-from tests.lifecycle_support import cli, eventually, one_error_line
+from tests.lifecycle_support import NOTIFY_DEADLINE, cli, eventually, one_error_line
 from tests.support import client
 
 
@@ -31,7 +31,7 @@ async def test_two_keys_work_at_once_and_a_revoked_one_stops_at_once(
         async def first_refused() -> bool:
             return (await first_client.get("/todos")).status_code == 401
 
-        await eventually(first_refused, within=1.0)
+        await eventually(first_refused, within=NOTIFY_DEADLINE)
         assert (await second_client.get("/todos")).status_code == 200
 
     listed = json.loads((await cli("keys", "list", tenant.slug, "--json")).stdout)
