@@ -19,6 +19,7 @@ first round's schemas are checked to have identical catalogs. Prints p50/p95/p99
 
 import argparse
 import asyncio
+import random
 import secrets
 import shutil
 import statistics
@@ -163,18 +164,24 @@ async def run_all(
     tenants: int,
     created: list[str],
 ) -> dict[str, list[Method]]:
-    """Round after round, one tenant per method and history: drift in load hits all alike."""
+    """Round after round, one tenant per method and history in a shuffled order, so that
+    drifting load, catalog growth and the aftermath of a heavy neighbour hit all alike."""
     results = {label: methods_for(engine, raw, tracks) for label, tracks in histories.items()}
+    runs = [(h, n, m) for h, methods in enumerate(results.values()) for n, m in enumerate(methods)]
+    order = random.Random(5)
     for round_ in range(tenants):
-        for h, (label, methods) in enumerate(results.items()):
-            slugs = [f"b{h}-{n}-{round_}-{secrets.token_hex(2)}" for n in range(len(methods))]
-            for method, slug in zip(methods, slugs, strict=True):
-                created.append(slug)
-                start = time.perf_counter()
-                await method.create(slug)
-                method.millis.append((time.perf_counter() - start) * 1000)
-            if round_ == 0:
-                await check_identical(engine, [tenant_schema(slug) for slug in slugs], label)
+        order.shuffle(runs)
+        for h, n, method in runs:
+            slug = f"b{h}-{n}-{round_}-{secrets.token_hex(2)}"
+            created.append(slug)
+            start = time.perf_counter()
+            await method.create(slug)
+            method.millis.append((time.perf_counter() - start) * 1000)
+        if round_ == 0:
+            for h, label in enumerate(results):
+                first = [slug for slug in created if slug.startswith(f"b{h}-")]
+                first.sort(key=lambda slug: int(slug.split("-")[1]))
+                await check_identical(engine, [tenant_schema(slug) for slug in first], label)
     return results
 
 
