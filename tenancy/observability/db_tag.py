@@ -1,9 +1,10 @@
 """What pg_stat_activity shows for a request's transaction: its tenant and request id.
 
-The tag is set as a transaction-scoped `application_name`, in the same statement that sets the
-tenant's search_path, so it costs no round trip, keeps the statement text constant (asyncpg's
-prepared-statement cache stays warm) and ends with the transaction like the search_path does.
-A SQL comment per request would make every statement text unique and defeat that cache.
+The tag is a transaction-scoped `application_name`, set in the round trip that opens the
+transaction (appended to BEGIN by tenancy.connection, or bound in the same statement as the
+search_path on other engines), so it costs no round trip, keeps statement texts constant
+(asyncpg's prepared-statement cache stays warm) and ends with the transaction. A SQL comment per
+request would make every statement text unique and defeat that cache.
 """
 
 import re
