@@ -51,6 +51,8 @@ async def refuses_new_connections(base_url: str) -> bool:
                 await http.get("/healthz")
             except httpx.ConnectError:
                 return True
+            except httpx.RemoteProtocolError:
+                pass  # accepted just before the listener closed, then shut: try once more
             await asyncio.sleep(0.05)
     return False
 
