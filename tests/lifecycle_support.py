@@ -58,14 +58,16 @@ BLOCKED_ON = text(
 
 async def wait_for_blocked(engine: AsyncEngine, count: int, within: float = 60.0) -> list[int]:
     """Backends of this database waiting on a lock, once there are `count` of them."""
-    deadline = time.monotonic() + within
-    while True:
-        async with engine.connect() as conn:
-            pids = [row.pid for row in await conn.execute(BLOCKED_ON)]
-        if len(pids) >= count:
-            return pids
-        assert time.monotonic() < deadline, f"only {len(pids)} of {count} backends blocked"
-        await asyncio.sleep(0.05)
+    pids: list[int] = []
+    try:
+        async with asyncio.timeout(within):  # a hang guard
+            while len(pids) < count:
+                await asyncio.sleep(0.05)
+                async with engine.connect() as conn:
+                    pids = [row.pid for row in await conn.execute(BLOCKED_ON)]
+    except TimeoutError:
+        raise AssertionError(f"only {len(pids)} of {count} backends blocked") from None
+    return pids
 
 
 NOTIFY_DEADLINE = 10.0
@@ -77,7 +79,12 @@ how fast it shows (milliseconds) is measured, not asserted."""
 async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> float:
     """Seconds until check() holds; fails if it does not hold within `within` seconds."""
     start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < within, f"not true within {within}s"
-        await asyncio.sleep(0.02)
+    try:
+        async with asyncio.timeout(within):  # a hang guard
+            while True:
+                if await check():
+                    break
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not true within {within}s") from None
     return time.monotonic() - start

@@ -5,7 +5,9 @@ tenant: it runs under the tenant's transaction-scoped search_path.
 """
 
 import io
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
@@ -26,6 +28,18 @@ def render_sql(
 
     Tenant SQL leaves the version table unqualified; the shared track names its schema.
     """
+    steps = step_function(script, to_rev, downgrade=downgrade)
+    return offline_sql(script, steps, from_rev, to_rev, version_table_schema)
+
+
+def offline_sql(
+    script: ScriptDirectory,
+    steps: Callable[[Any, Any], Any],
+    from_rev: str | None,
+    to_rev: str,
+    version_table_schema: str | None = None,
+) -> str:
+    """What an offline (`--sql`) Alembic run of `steps` prints: upgrades, downgrades or a stamp."""
     buffer = io.StringIO()
     context = MigrationContext.configure(
         dialect_name="postgresql",
@@ -33,7 +47,7 @@ def render_sql(
             "as_sql": True,
             "output_buffer": buffer,
             "script": script,
-            "fn": step_function(script, to_rev, downgrade=downgrade),
+            "fn": steps,
             "starting_rev": from_rev,
             "destination_rev": to_rev,
             "transactional_ddl": False,

@@ -7,18 +7,16 @@ A new tenant needs the schema as it is at head, not the story of how it got ther
 `tests/test_onboarding_identity.py` proves the result equals running every revision.
 """
 
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_mock_engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
 from tenancy.lifecycle.build import run_script
+from tenancy.migrate.render import offline_sql
 from tenancy.migrate.tracks import Tracks
 
 _DIALECT_URL = "postgresql+asyncpg://"
@@ -58,20 +56,4 @@ def create_all_sql(metadata: MetaData) -> str:
 
 def stamp_sql(script: ScriptDirectory, head: str) -> str:
     """Alembic's offline `stamp head` from an empty schema: its version table, then the row."""
-    buffer = io.StringIO()
-    context = MigrationContext.configure(
-        dialect_name="postgresql",
-        opts={
-            "as_sql": True,
-            "output_buffer": buffer,
-            "script": script,
-            "fn": lambda rev, _context: script._stamp_revs(head, rev),
-            "starting_rev": None,
-            "destination_rev": head,
-            "transactional_ddl": False,
-            "literal_binds": True,
-        },
-    )
-    with Operations.context(context):
-        context.run_migrations()
-    return buffer.getvalue()
+    return offline_sql(script, lambda rev, _context: script._stamp_revs(head, rev), None, head)
