@@ -65,6 +65,7 @@ async def run(
     )
     tenants: list[FleetTenant] = keys.load()
     results: dict[str, Any] = {
+        "database": name,
         "measured": time.strftime("%Y-%m-%d %H:%M"),
         "cores": os.cpu_count(),
         "load_before": os.getloadavg()[0],
