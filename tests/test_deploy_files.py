@@ -1,6 +1,7 @@
 """The deployment files agree with the settings model and with the repository: every setting
 reaches the containers and is explained in .env.example; the Dockerfile copies what exists,
-runs as a non-root user and leaves test and dev files out."""
+runs as a non-root user and leaves test and dev files out; the Citus script registers the nodes
+compose.yaml starts."""
 
 import re
 
@@ -8,6 +9,7 @@ import yaml
 
 from service.paths import PROJECT_ROOT
 from tenancy.settings import TenancySettings
+from tests.compose_support import citus_layout
 
 EMBEDDED_ONLY = {"TENANTRY_DATA_DIR", "TENANTRY_EMBEDDED_DATABASE"}
 """Settings of the embedded PostgreSQL, which a container never starts."""
@@ -83,3 +85,13 @@ def test_dockerfile_copies_only_what_the_build_context_holds() -> None:
         assert (PROJECT_ROOT / source).exists(), source
         assert source not in ignored, source
     assert {"tests", ".venv", ".tenantry", ".env"} <= ignored
+
+
+def test_citus_registration_names_the_nodes_compose_starts() -> None:
+    layout = citus_layout(yaml.safe_load(read("compose.yaml")))
+    script = read("deploy/citus/register-nodes.sql")
+    calls = re.findall(r"^SELECT (citus_\w+)\('([^']+)', (\d+)\);", script, flags=re.MULTILINE)
+    assert calls == [
+        ("citus_set_coordinator_host", layout.coordinator, "5432"),
+        *[("citus_add_node", worker, "5432") for worker in layout.workers],
+    ]
