@@ -74,7 +74,8 @@ def tables(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> Path | None:
-    """Six panels against the tenant count (log scale); None without matplotlib."""
+    """Six panels against the tenant count (log scale); what grows with it is drawn log-log, so
+    growth in proportion to the tenants is a slope of one. None without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -121,13 +122,18 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
         "database_bytes": 1 / 1024**3,
         "catalog_bytes": 1 / 1024**3,
     }
+    log_log = {"migrate-all, seconds", "catalog, rows (millions)", "database size, GiB"}
     figure, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (title, series) in zip(axes.flat, panels, strict=True):
         for label, key in series:
             ys = [(p[key] or math.nan) * scale.get(key, 1) for p in points]
             ax.plot(n, ys, marker="o", label=label)
         ax.set_xscale("log")
-        ax.set_title(title)
+        if title in log_log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_title(title + (" (log)" if title in log_log else ""))
         ax.set_xlabel("tenants")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
