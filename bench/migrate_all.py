@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.migrate_support
 
+from bench.lanes import each_schema, script
+from bench.readme import write_section
 from service.paths import PROJECT_ROOT
 from tenancy.database import asyncpg_dsn, database_url
 from tenancy.migrate.connections import open_connections
@@ -35,12 +37,10 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
-from tenancy.naming import quote_schema
 from tenancy.settings import TenancySettings
 from tests.conftest import run_alembic, throwaway_url
 from tests.migrate_support import ADD_PRIORITY, Fleet, scratch_alembic, throwaway_fleet
 
-README = PROJECT_ROOT / "bench" / "README.md"
 RESULTS = PROJECT_ROOT / "bench" / "results" / "migrate_all.json"
 START, END = "<!-- migrate_all:start -->", "<!-- migrate_all:end -->"
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
@@ -82,15 +82,7 @@ async def timed(method: str, tenants: int, work: Callable[[], Awaitable[object]]
 
 async def raw_sql(url: str, schemas: Sequence[str], template: str, connections: int) -> None:
     """The same DDL and version update by hand: one transaction per tenant, no checks."""
-    async with open_connections(asyncpg_dsn(url), connections) as lanes:
-        queue = iter(schemas)
-
-        async def lane(conn) -> None:
-            for schema in queue:
-                async with conn.transaction():
-                    await conn.execute(template.format(s=quote_schema(schema)))
-
-        await asyncio.gather(*(lane(conn) for conn in lanes))
+    await each_schema(url, schemas, connections, script(template))
 
 
 async def cookbook_loop(fleet: Fleet, ini: Path, slugs: Sequence[str]) -> None:
@@ -198,18 +190,6 @@ def table(results: list[SizeResult], concurrency: int) -> str:
     return "\n".join(lines)
 
 
-def write_readme(markdown: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    section = f"{START}\n{markdown}\n{END}"
-    if START in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    README.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated tenant counts")
@@ -239,7 +219,7 @@ def main() -> None:
     )
     print("\n" + markdown)
     if args.write:
-        write_readme(markdown)
+        write_section(START, END, markdown)
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps([asdict(r) for r in results], indent=1))
 

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.lanes import each_schema
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
-from tenancy.database import asyncpg_dsn
-from tenancy.migrate.connections import open_connections
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.provisioning import create_tenant
@@ -114,16 +114,13 @@ async def grow(
 
 async def seed_todos(url: str, tenants: list[FleetTenant], connections: int = 4) -> None:
     """One todo per tenant whose content names the tenant (skipped where there is one)."""
-    async with open_connections(asyncpg_dsn(url), connections) as lanes:
-        queue = iter(tenants)
+    slugs = {tenant.schema: tenant.slug for tenant in tenants}
 
-        async def lane(conn) -> None:
-            for tenant in queue:
-                todos = f"{quote_schema(tenant.schema)}.todos"
-                async with conn.transaction():
-                    if not await conn.fetchval(f"SELECT EXISTS (SELECT FROM {todos})"):
-                        await conn.execute(
-                            f"INSERT INTO {todos} (content) VALUES ($1)", f"{tenant.slug} todo"
-                        )
+    async def seed(conn: asyncpg.Connection, schema: str) -> None:
+        todos = f"{quote_schema(schema)}.todos"
+        if not await conn.fetchval(f"SELECT EXISTS (SELECT FROM {todos})"):
+            await conn.execute(
+                f"INSERT INTO {todos} (content) VALUES ($1)", f"{slugs[schema]} todo"
+            )
 
-        await asyncio.gather(*(lane(conn) for conn in lanes))
+    await each_schema(url, slugs, connections, seed)

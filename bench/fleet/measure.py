@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fleet.grow import FleetTenant
+from bench.lanes import each_schema, script
 from bench.request_path.measure import ROUTES, LoadShape, measure, tenant_targets, warm_up
 from bench.request_path.memory import MIB, RssSampler
 from bench.request_path.servers import ServerSpec, running_servers
@@ -30,7 +31,6 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
-from tenancy.naming import quote_schema
 from tests.migrate_support import ADD_PRIORITY, scratch_alembic
 
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
@@ -84,15 +84,7 @@ async def command(url: str, ini: Path, *args: str) -> str:
 
 
 async def reset_revision(url: str, schemas: list[str], connections: int = 4) -> None:
-    async with open_connections(asyncpg_dsn(url), connections) as lanes:
-        queue = iter(schemas)
-
-        async def lane(conn) -> None:
-            for schema in queue:
-                async with conn.transaction():
-                    await conn.execute(RESET.format(s=quote_schema(schema)))
-
-        await asyncio.gather(*(lane(conn) for conn in lanes))
+    await each_schema(url, schemas, connections, script(RESET))
 
 
 async def migrations(url: str, tenants: list[FleetTenant], last: bool) -> dict[str, float]:

@@ -4,9 +4,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from service.paths import PROJECT_ROOT
+from bench.readme import write_section
 
-README = PROJECT_ROOT / "bench" / "README.md"
 START, END = "<!-- fleet:start -->", "<!-- fleet:end -->"
 FIGURE = "fleet.png"
 
@@ -146,12 +145,4 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
 
 
 def write_readme(markdown: str) -> None:
-    text = README.read_text()
-    section = f"{START}\n{markdown}\n\n![fleet](figures/{FIGURE})\n{END}"
-    if START in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    README.write_text(text)
+    write_section(START, END, f"{markdown}\n\n![fleet](figures/{FIGURE})")

@@ -1,0 +1,38 @@
+"""Raw SQL over many tenant schemas on a few asyncpg connections: one transaction per schema.
+
+What the benchmarks do by hand beside Tenantry (the floor of a migration, putting tenants back
+between runs, seeding rows): no registry, no checks, only the database's own work.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import asyncpg
+
+from tenancy.database import asyncpg_dsn
+from tenancy.migrate.connections import open_connections
+from tenancy.naming import quote_schema
+
+Work = Callable[[asyncpg.Connection, str], Awaitable[object]]
+"""What to do in one schema, inside its transaction: called with the connection and the schema."""
+
+
+async def each_schema(url: str, schemas: Iterable[str], connections: int, work: Work) -> None:
+    async with open_connections(asyncpg_dsn(url), connections) as lanes:
+        queue = iter(schemas)
+
+        async def lane(conn: asyncpg.Connection) -> None:
+            for schema in queue:
+                async with conn.transaction():
+                    await work(conn, schema)
+
+        await asyncio.gather(*(lane(conn) for conn in lanes))
+
+
+def script(template: str) -> Work:
+    """Work that runs `template` with `{s}` replaced by the quoted schema name."""
+
+    async def run(conn: asyncpg.Connection, schema: str) -> None:
+        await conn.execute(template.format(s=quote_schema(schema)))
+
+    return run
