@@ -20,10 +20,12 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.fleet.grow import FleetTenant, KeysFile, grow, seed_todos
 from bench.fleet.measure import catalog, migrations, requests
 from bench.fleet.report import FIGURE, plot, tables, write_readme
+from bench.request_path.load import percentile
 from bench.request_path.measure import LoadShape
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import create_engine, database_url, drop_database, ensure_database
@@ -39,12 +41,7 @@ MEASURED = BENCH / "fleet" / "measured.json"
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-async def _registry_count(engine: Any) -> int:
+async def _registry_count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return await conn.scalar(text(f"SELECT count(*) FROM {REGISTRY_SCHEMA}.tenants"))
 
@@ -95,8 +92,8 @@ async def run(
             point: dict[str, Any] = {
                 "tenants": size,
                 "onboard_per_s_at_n": growth.tail_rate(min(1000, max(2, size // 10))),
-                "create_p50_ms": _percentile(growth.latencies, 0.5) * 1000,
-                "create_p99_ms": _percentile(growth.latencies, 0.99) * 1000,
+                "create_p50_ms": percentile(sorted(growth.latencies), 0.5) * 1000,
+                "create_p99_ms": percentile(sorted(growth.latencies), 0.99) * 1000,
                 "create_mean_ms": statistics.fmean(growth.latencies) * 1000
                 if growth.latencies
                 else float("nan"),
