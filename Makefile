@@ -38,9 +38,9 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.request_path $(BENCH_ARGS)
 
 # One server grown to 100,000 tenants (about half an hour here; 13 GiB of disk while it runs).
-# make bench-fleet BENCH_ARGS="--tenants 20000" (python -m bench.fleet --help).
+# make bench-fleet BENCH_ARGS="--tenants 20000" (python bench/fleet.py --help).
 bench-fleet: $(BENCH_STAMP)
-	$(BIN)/python -m bench.fleet $(BENCH_ARGS)
+	$(BIN)/python bench/fleet.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ Given a fleet (tenants, tables per tenant, rows per tenant, requests per second)
 catalog size, the connections and the memory per node, how many database nodes the data needs,
 and how many independent deployments the catalog needs (on Citus every node holds the whole
 catalog, so nodes spread data and load, not catalog). Each input comes from
-`bench/fleet/measured.json`, written by `python -m bench.fleet --write` on a real server
+`bench/fleet.json`, written by `python bench/fleet.py --write` on a real server
 (per-tenant costs are the slope between its two largest sizes).
 
     python bench/capacity.py --tenants 250000 --rows 2000 --rps 3000
@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-MEASURED = Path(__file__).resolve().parent / "fleet" / "measured.json"
+MEASURED = Path(__file__).resolve().parent / "fleet.json"
 MEASURED_TABLES = 3
 """Tables per tenant in the measured head schema (todos, users, songs); Alembic's version
 table comes on top in every schema."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.fleet.__main__ import run
-from bench.fleet.report import tables
+from bench.fleet_bench.report import tables
+from bench.fleet_bench.run import run
 from bench.request_path.measure import LoadShape
 from tenancy.database import asyncpg_dsn
 

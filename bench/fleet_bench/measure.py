@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.fleet.grow import FleetTenant
+from bench.fleet_bench.grow import FleetTenant
 from bench.lanes import each_schema, script
 from bench.request_path.measure import ROUTES, LoadShape, measure, tenant_targets, warm_up
 from bench.request_path.memory import MIB, RssSampler

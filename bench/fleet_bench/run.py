@@ -1,44 +1,32 @@
-"""`python -m bench.fleet --tenants 100000`: grow one fleet and measure it at each size.
+"""One fleet grown in one database and measured at each size (the engine of bench/fleet.py).
 
 The fleet lives in a database of its own on TENANTRY_DATABASE_URL's server (or the embedded
-one). It grows to each checkpoint (1,000, 10,000, then `--tenants`, by default) and is measured
-there: onboarding rate, `migrate status`, no-op `tenantry migrate`, one add-column revision over
-every tenant, catalog size, requests through the API over uniformly drawn tenants, and backend
-memory under the default pool policy. Results are printed and saved after every size, so a run
-stopped early keeps what it measured. The database is dropped at the end unless `--database`
-names one to keep (its API keys are kept beside the results, so a later run can grow it).
+one). Results are saved after every size, so a run stopped early keeps what it measured. The
+database is dropped at the end unless a name is given to keep it (its API keys are kept beside
+the results, so a later run can grow it).
 """
 
-import asyncio
 import json
 import os
 import secrets
 import statistics
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.fleet.grow import FleetTenant, KeysFile, grow, seed_todos
-from bench.fleet.measure import catalog, migrations, requests
-from bench.fleet.report import FIGURE, plot, tables, write_readme
+from bench.fleet_bench.grow import FleetTenant, KeysFile, grow, seed_todos
+from bench.fleet_bench.measure import catalog, migrations, requests
 from bench.request_path.load import percentile
 from bench.request_path.measure import LoadShape
-from service.paths import ALEMBIC_INI, PROJECT_ROOT
+from service.paths import ALEMBIC_INI
 from tenancy.database import create_engine, database_url, drop_database, ensure_database
 from tenancy.migrate.run import upgrade_shared_schema
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import REGISTRY_SCHEMA
 from tenancy.settings import TenancySettings
-
-BENCH = PROJECT_ROOT / "bench"
-MEASURED = BENCH / "fleet" / "measured.json"
-"""The committed results (`--write`): the capacity model's inputs."""
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 async def _registry_count(engine: AsyncEngine) -> int:
@@ -112,36 +100,3 @@ async def run(
             await drop_database(url)
             keys.path.unlink(missing_ok=True)
     return results
-
-
-@app.command()
-def main(
-    tenants: Annotated[int, typer.Option(help="The largest fleet")] = 100_000,
-    checkpoints: Annotated[str, typer.Option(help="Sizes measured below --tenants")] = "1000,10000",
-    concurrency: Annotated[int, typer.Option(help="Onboardings at once")] = 8,
-    duration: Annotated[float, typer.Option(help="Measured seconds of uniform load")] = 20.0,
-    connections: Annotated[int, typer.Option(help="Load generator connections")] = 8,
-    database: Annotated[
-        str | None, typer.Option(help="Keep the fleet in this database (grown, not dropped)")
-    ] = None,
-    write: Annotated[
-        bool, typer.Option(help="Write bench/README.md, the figure, measured.json")
-    ] = False,
-    out: Annotated[Path, typer.Option(help="Results and key files")] = BENCH / "results",
-) -> None:
-    sizes = sorted({int(s) for s in checkpoints.split(",") if s.strip() and int(s) < tenants})
-    sizes.append(tenants)
-    shape = LoadShape(duration=duration, warmup=1.0, connections=connections, rounds=1, todos=1)
-    out.mkdir(parents=True, exist_ok=True)
-    results = asyncio.run(run(sizes, database, concurrency, shape, out))
-    markdown = tables(results)
-    print("\n" + markdown)
-    if write and results["points"]:
-        plot(results, BENCH / "figures" / FIGURE)
-        write_readme(markdown)
-        MEASURED.write_text(json.dumps(results, indent=1) + "\n")
-
-
-if __name__ == "__main__":
-    os.chdir(PROJECT_ROOT)
-    app()
