@@ -52,6 +52,8 @@ async def test_search_path_rides_in_the_begin_round_trip(
     one_connection: AsyncEngine, tenant: CreatedTenant
 ) -> None:
     driver = await driver_of(one_connection)
+    async with tenant_transaction(sessions_of(one_connection), tenant.schema) as session:
+        await session.scalar(CURRENT_SEARCH_PATH)  # the process reads the tenant's table shape
     simple_queries: list[str] = []
 
     def log_query(logged: LoggedQuery) -> None:
@@ -64,7 +66,8 @@ async def test_search_path_rides_in_the_begin_round_trip(
     finally:
         driver.remove_query_logger(log_query)
     assert seen == tenant.schema
-    assert simple_queries[:2] == [f'BEGIN; SET LOCAL search_path TO "{tenant.schema}";', "COMMIT;"]
+    begin = f'BEGIN; RESET ALL; RESET ROLE; SET LOCAL search_path TO "{tenant.schema}";'
+    assert simple_queries[:2] == [begin, "COMMIT;"]
 
 
 async def test_on_an_engine_of_plain_asyncpg_connections_the_bound_statement_sets_it(
@@ -196,3 +199,47 @@ async def test_a_connection_whose_begin_failed_is_never_handed_out_again(
         await failing.dispose()
     assert after != before
     assert default != tenant.schema
+
+
+SESSION_STATE = text(
+    "SELECT current_setting('statement_timeout'), current_setting('tenantry.injected', true),"
+    " current_user = session_user, current_setting('search_path')"
+)
+
+LEAVE_SESSION_STATE = (
+    "SET statement_timeout = 1234",
+    "SET tenantry.injected = 'yes'",
+    "SELECT set_config('search_path', 'pg_catalog', false)",
+    "SET ROLE pg_read_all_settings",
+)
+"""What a handler, or SQL injected into one, could leave on its pooled connection."""
+
+
+async def session_state_after_an_injection(engine: AsyncEngine, schema: str) -> tuple:
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("GRANT pg_read_all_settings TO current_user")
+        await conn.commit()
+    async with tenant_transaction(sessions_of(engine), schema) as session:
+        for statement in LEAVE_SESSION_STATE:
+            await session.execute(text(statement))
+    async with tenant_transaction(sessions_of(engine), schema) as session:
+        return tuple((await session.execute(SESSION_STATE)).one())
+
+
+async def test_no_session_state_outlives_its_transaction(
+    one_connection: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    before = await backend_pid(one_connection)
+    state = await session_state_after_an_injection(one_connection, tenant.schema)
+    assert await backend_pid(one_connection) == before  # the same pooled connection
+    timeout, injected, own_role, search_path = state
+    assert (timeout, own_role, search_path) == ("0", True, tenant.schema)
+    assert injected in (None, "")  # reset: a placeholder once set reads '' from then on
+
+
+@pytest.mark.negative_control
+async def test_negative_control_without_the_reset_a_set_outlives_its_transaction(
+    one_connection: AsyncEngine, tenant: CreatedTenant, without_session_reset: None
+) -> None:
+    state = await session_state_after_an_injection(one_connection, tenant.schema)
+    assert state[:3] == ("1234ms", "yes", False)
