@@ -3,10 +3,12 @@ statements are never shared between tenants whose tables differ.
 
 **The search_path rides with BEGIN.** asyncpg starts every transaction with the simple query
 `BEGIN;` (SQLAlchemy's asyncpg dialect sends it lazily, just before the transaction's first
-statement). Appending `SET LOCAL search_path TO "tenant_x";` to that same query sets the schema
-in the round trip that opens the transaction. `SET LOCAL` ends with the transaction exactly as
+statement). Appending `SET LOCAL search_path TO "tenant_x", extensions;` to that same query sets
+the schema (and, after it, the shared extensions schema: see tenancy.naming) in the round trip
+that opens the transaction. `SET LOCAL` ends with the transaction exactly as
 `set_config('search_path', :schema, true)` does; the simple query protocol has no bound
-parameters, so the name goes through `quote_schema`, which only admits checked tenant schemas.
+parameters, so the name goes through `quote_search_path`, which only admits checked tenant
+schemas.
 Every BEGIN also carries `RESET ALL; RESET ROLE;`, so no session-level setting that an earlier
 transaction on the pooled connection left behind (a handler's, or an injection's `SET`) is in
 force in the next one, at no extra round trip.
@@ -31,7 +33,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.util import LRUCache
 
-from tenancy.naming import quote_schema
+from tenancy.naming import quote_search_path
 from tenancy.observability.db_tag import quote_tag
 
 RESET_SESSION = " RESET ALL; RESET ROLE;"
@@ -80,7 +82,7 @@ class TenantConnection(asyncpg.Connection):
         """Arm the next BEGIN with this tenant schema (and application_name tag); None disarms."""
         suffix = ""
         if schema:
-            suffix = f" SET LOCAL search_path TO {quote_schema(schema)};"
+            suffix = f" SET LOCAL search_path TO {quote_search_path(schema)};"
             if tag:
                 suffix += f" SET LOCAL application_name TO {quote_tag(tag)};"
         self._schema = schema or None

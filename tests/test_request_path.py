@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from service.todos import Todo
 from tenancy.connection import TenantConnection
 from tenancy.database import create_engine
+from tenancy.naming import tenant_search_path
 from tenancy.provisioning import CreatedTenant
 from tenancy.session import tenant_transaction
 from tests.conftest import make_settings
@@ -65,8 +66,8 @@ async def test_search_path_rides_in_the_begin_round_trip(
             seen = await session.scalar(CURRENT_SEARCH_PATH)
     finally:
         driver.remove_query_logger(log_query)
-    assert seen == tenant.schema
-    begin = f'BEGIN; RESET ALL; RESET ROLE; SET LOCAL search_path TO "{tenant.schema}";'
+    assert seen == tenant_search_path(tenant.schema)
+    begin = f'BEGIN; RESET ALL; RESET ROLE; SET LOCAL search_path TO "{tenant.schema}", extensions;'
     assert simple_queries[:2] == [begin, "COMMIT;"]
 
 
@@ -81,7 +82,7 @@ async def test_on_an_engine_of_plain_asyncpg_connections_the_bound_statement_set
         after = await search_path_of_next_transaction(plain)
     finally:
         await plain.dispose()
-    assert (seen, after) == (tenant.schema, default)
+    assert (seen, after) == (tenant_search_path(tenant.schema), default)
 
 
 async def test_the_search_path_ends_with_the_transaction(
@@ -89,7 +90,7 @@ async def test_the_search_path_ends_with_the_transaction(
 ) -> None:
     default = await search_path_of_next_transaction(one_connection)
     async with tenant_transaction(sessions_of(one_connection), tenant.schema) as session:
-        assert await session.scalar(CURRENT_SEARCH_PATH) == tenant.schema
+        assert await session.scalar(CURRENT_SEARCH_PATH) == tenant_search_path(tenant.schema)
     assert await search_path_of_next_transaction(one_connection) == default
 
 
@@ -136,7 +137,7 @@ async def test_many_interleaved_tenant_transactions_leave_every_pooled_connectio
     async def one(n: int) -> None:
         mine = (tenant, other_tenant)[n % 2]
         async with tenant_transaction(sessions, mine.schema) as session:
-            assert await session.scalar(CURRENT_SEARCH_PATH) == mine.schema
+            assert await session.scalar(CURRENT_SEARCH_PATH) == tenant_search_path(mine.schema)
             if n % 5 == 0:
                 await session.connection()  # and nothing else
 
@@ -233,7 +234,7 @@ async def test_no_session_state_outlives_its_transaction(
     state = await session_state_after_an_injection(one_connection, tenant.schema)
     assert await backend_pid(one_connection) == before  # the same pooled connection
     timeout, injected, own_role, search_path = state
-    assert (timeout, own_role, search_path) == ("0", True, tenant.schema)
+    assert (timeout, own_role, search_path) == ("0", True, tenant_search_path(tenant.schema))
     assert injected in (None, "")  # reset: a placeholder once set reads '' from then on
 
 
