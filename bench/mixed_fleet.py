@@ -114,10 +114,20 @@ def server_env(fleet: Fleet, bouncer_url: str | None) -> dict[str, str]:
     return env
 
 
-async def run(options: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    tenants: int = 10
+    rounds: int = 3
+    duration: float = 2.0
+    """Measured seconds per fleet per round."""
+    warmup: float = 0.5
+    todos: int = 20
+
+
+async def run(server_url: str, options: Options) -> dict[str, Any]:
+    """Build the fleets on server_url's server, measure them, drop them; rows per fleet."""
     from tests.pgbouncer import installed, running_pgbouncer  # the tests' own PgBouncer
 
-    server_url = await database_url(TenancySettings())
     shape = LoadShape(options.duration, options.warmup, 8, options.rounds, options.todos)
     pools = [BenchDatabases(server_url, options.todos) for _ in range(3)]
     try:
@@ -199,7 +209,7 @@ LABELS = {
 }
 
 
-def markdown(rows: dict[str, Any], options: argparse.Namespace) -> str:
+def markdown(rows: dict[str, Any], options: Options) -> str:
     lines = [
         f"Measured by `python -m bench.mixed_fleet --tenants {options.tenants} --rounds "
         f"{options.rounds} --duration {options.duration}`: {options.tenants} tenants per fleet, "
@@ -220,19 +230,23 @@ def markdown(rows: dict[str, Any], options: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tenants", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=2.0, help="seconds per fleet per round")
-    parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--todos", type=int, default=20)
+    defaults = Options()
+    parser.add_argument("--tenants", type=int, default=defaults.tenants)
+    parser.add_argument("--rounds", type=int, default=defaults.rounds)
+    parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--todos", type=int, default=defaults.todos)
     parser.add_argument("--readme", action="store_true", help="write bench/README.md's section")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    options = parser.parse_args()
-    rows = asyncio.run(run(options))
-    options.out.write_text(json.dumps(rows, indent=2) + "\n")
+    args = vars(parser.parse_args())
+    readme, out = args.pop("readme"), args.pop("out")
+    options = Options(**args)
+    server_url = asyncio.run(database_url(TenancySettings()))
+    rows = asyncio.run(run(server_url, options))
+    out.write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown(rows, options)
     print(table)
-    if options.readme:
+    if readme:
         write_section(*MARKERS, table)
 
 
