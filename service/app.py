@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from service import admin, health, metrics, openapi, songs, todos, users
@@ -112,6 +113,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
             exc.status_code, "http-error"
         )
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        """Every pooled connection stayed in use for pool_timeout seconds: a defined 503 that
+        tells the client when to try again, not an internal error."""
+        detail = "No database connection became free in time; try again shortly"
+        return Problem(503, "busy", detail).response(headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

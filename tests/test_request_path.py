@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from service.app import create_app
 from service.todos import Todo
 from tenancy.connection import TenantConnection
 from tenancy.database import create_engine
@@ -17,6 +18,7 @@ from tenancy.naming import tenant_search_path
 from tenancy.provisioning import CreatedTenant
 from tenancy.session import tenant_transaction
 from tests.conftest import make_settings
+from tests.support import client, running_server
 from tests.test_concurrency import pooled_search_paths
 
 CURRENT_SEARCH_PATH = text("SELECT current_setting('search_path')")
@@ -244,3 +246,20 @@ async def test_negative_control_without_the_reset_a_set_outlives_its_transaction
 ) -> None:
     state = await session_state_after_an_injection(one_connection, tenant.schema)
     assert state[:3] == ("1234ms", "yes", False)
+
+
+async def test_no_connection_free_in_time_is_a_503_busy_problem(
+    database: str, tenant: CreatedTenant
+) -> None:
+    app = create_app(make_settings(database, pool_size=1, max_overflow=0, pool_timeout=0.2))
+    async with (
+        running_server(app) as base_url,
+        client(base_url, tenant.slug, tenant.api_key) as http,
+    ):
+        assert (await http.get("/todos")).status_code == 200
+        async with app.state.tenancy.engine.connect():  # the pool's only connection, held
+            busy = await http.get("/todos")
+    assert busy.status_code == 503
+    assert busy.headers["content-type"] == "application/problem+json"
+    assert busy.json()["type"].endswith("/busy")
+    assert busy.headers["retry-after"] == "1"
