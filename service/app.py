@@ -123,7 +123,10 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id."""
+        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id.
+        A pool timeout raised in a middleware (a registry lookup) lands here too: still busy."""
+        if isinstance(exc, PoolTimeout):
+            return await busy(request, exc)
         request_id = getattr(request.state, REQUEST_ID_STATE, None)
         log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
         headers = {"X-Request-ID": request_id} if request_id else None
