@@ -1,7 +1,9 @@
 """The tenant registry: shared-schema tables and the lookups the request path needs."""
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -89,7 +91,7 @@ IS_LIVE = tenants.c.status != ARCHIVED
 """Tenants whose schema is in the tenant namespace: what requests and migrations may touch."""
 
 NOTIFY_CHANNEL = "tenantry_registry"
-"""Registry changes are announced here (payload: the slug) so every process drops its cache."""
+"""Registry changes are announced here (payload: the slug) so every process reloads that tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +120,12 @@ class TenantRow:
     created_at: datetime
 
 
-async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
-    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
-    stmt = (
+def _tenants_with_active_keys():
+    """tenants LEFT JOIN their active keys, live tenants only: one row per (tenant, key)."""
+    return (
         select(
             tenants.c.id,
+            tenants.c.slug,
             tenants.c.schema_name,
             tenants.c.status,
             tenants.c.rate_limit_per_second,
@@ -136,21 +139,49 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
                 (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
             )
         )
-        .where(tenants.c.slug == slug, IS_LIVE)
+        .where(IS_LIVE)
     )
-    rows = (await conn.execute(stmt)).all()
-    if not rows:
-        return None
-    first = rows[0]
-    return ResolvedTenant(
-        id=first.id,
-        slug=slug,
-        schema=checked_schema(first.schema_name),
-        status=first.status,
-        key_hashes={r.key_id: bytes(r.key_hash) for r in rows if r.key_id is not None},
-        rate_limit_per_second=first.rate_limit_per_second,
-        rate_limit_burst=first.rate_limit_burst,
-    )
+
+
+def _assemble(rows: Iterable[Any]) -> dict[str, ResolvedTenant]:
+    """Group (tenant, key) rows by slug into ResolvedTenants (rows of one tenant need not be
+    adjacent). Schema names are checked against the naming rule."""
+    tenants_by_slug: dict[str, ResolvedTenant] = {}
+    for r in rows:
+        tenant = tenants_by_slug.get(r.slug)
+        if tenant is None:
+            tenant = tenants_by_slug[r.slug] = ResolvedTenant(
+                id=r.id,
+                slug=r.slug,
+                schema=checked_schema(r.schema_name),
+                status=r.status,
+                key_hashes={},
+                rate_limit_per_second=r.rate_limit_per_second,
+                rate_limit_burst=r.rate_limit_burst,
+            )
+        if r.key_id is not None:
+            tenant.key_hashes[r.key_id] = bytes(r.key_hash)
+    return tenants_by_slug
+
+
+async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
+    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
+    rows = await conn.execute(_tenants_with_active_keys().where(tenants.c.slug == slug))
+    return _assemble(rows).get(slug)
+
+
+async def resolve_tenants(
+    conn: AsyncConnection, slugs: Collection[str] | None = None
+) -> dict[str, ResolvedTenant]:
+    """One round trip: every live tenant (slugs=None) or those of `slugs` that are live, by slug,
+    with their active key hashes. Slugs that are unknown or archived are simply absent.
+
+    At 100,000 tenants with one key each: about 0.5 s and 60 MiB of Python objects (see
+    bench/registry_memory.py)."""
+    stmt = _tenants_with_active_keys()
+    if slugs is not None:
+        stmt = stmt.where(tenants.c.slug.in_(list(slugs)))
+    return _assemble(await conn.execute(stmt))
 
 
 async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
