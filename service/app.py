@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from service import admin, health, metrics, openapi, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import api_database_url, database_url
+from tenancy.headers import HeaderGuard
 from tenancy.limits import BodySizeLimit
 from tenancy.middleware import TenantMiddleware
 from tenancy.observability.access_log import log_request
@@ -82,7 +83,7 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
 def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
-    """Outermost first: RequestObserver -> BodySizeLimit -> TenantMiddleware ->
+    """Outermost first: RequestObserver -> HeaderGuard -> BodySizeLimit -> TenantMiddleware ->
     RateLimitMiddleware -> ReplayStaleStatements (replays the route only) -> routes."""
     app.add_middleware(ReplayStaleStatements)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -93,6 +94,11 @@ def _install_middleware(
         public_prefixes=PUBLIC_PREFIXES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        HeaderGuard,
+        identity_headers=(settings.tenant_header, "Authorization"),
+        max_headers=settings.max_headers,
+    )
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 

@@ -110,6 +110,18 @@ class TenantDirectory:
             self._waiting[slug] = asyncio.get_running_loop().create_future()
             self._wake.set()
 
+    async def reload(self, slug: str) -> None:
+        """Reload this slug now and wait for it: a change this process just committed is seen by
+        its next request without waiting for the NOTIFY (which will reload it once more)."""
+        if not self.trusted:
+            return  # requests read the registry directly anyway
+        self.changed(slug)
+        await asyncio.shield(self._waiting.get(slug) or self._reloading[slug])
+
+    def cached(self, slug: str) -> ResolvedTenant | None:
+        """The in-memory entry, without any query (None when unknown or not loaded)."""
+        return self._tenants.get(slug)
+
     # -- keeping the map current -----------------------------------------------------------
 
     def start(self) -> None:
