@@ -52,6 +52,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         lifespan=_lifespan(settings, service_metrics),
     )
     app.state.metrics = service_metrics
+    app.state.readiness = health.Readiness(settings.readiness_cache_seconds)
     for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
     _install_middleware(app, settings, service_metrics)

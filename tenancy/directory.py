@@ -258,7 +258,7 @@ class RegistryListener:
         return time.monotonic() + 3 * self._check_seconds
 
     async def _connect(self) -> asyncpg.Connection:
-        seconds = max(1, round(self._check_seconds))
+        seconds = min(max(1, round(self._check_seconds)), 32767)
         conn = await asyncpg.connect(
             self._dsn,
             timeout=self._check_seconds,
@@ -314,7 +314,7 @@ def set_tcp_keepalive(conn: asyncpg.Connection, seconds: float) -> bool:
     sock = conn._transport.get_extra_info("socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
-    whole = max(1, round(seconds))
+    whole = min(max(1, round(seconds)), 32767)  # Linux refuses a longer keepalive interval
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for option, value in (
         ("TCP_KEEPIDLE", whole),
