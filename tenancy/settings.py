@@ -85,8 +85,8 @@ class TenancySettings(BaseSettings):
     registry_cache_ttl: float = Field(
         default=3600.0,
         ge=0,
-        description="Seconds a resolved tenant stays cached: a backstop only, for registry edits "
-        "made without NOTIFY; changes made through Tenantry invalidate it at once.",
+        description="Seconds between full reloads of the in-memory registry: a backstop only, for "
+        "registry edits made without NOTIFY; changes made through Tenantry arrive at once.",
     )
     listen_check_seconds: float = Field(
         default=2.0,
