@@ -115,7 +115,7 @@ class KeyCreated(Output):
 
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422)
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422, 431)
 )
 
 

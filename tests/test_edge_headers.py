@@ -4,7 +4,9 @@ a repeated identity header (400 `duplicate-header`) and too many header lines (4
 
 import pytest
 
+from service.app import create_app
 from tenancy.provisioning import CreatedTenant
+from tenancy.settings import TenancySettings
 from tests.conftest import ADMIN_TOKEN
 from tests.support import raw_request
 
@@ -90,3 +92,12 @@ async def test_other_schemes_stay_401(api: str, tenant: CreatedTenant, scheme: s
     admin = [(b"Authorization", f"{scheme} {ADMIN_TOKEN}".encode())]
     status, _h, _b = await raw_request(api, "GET", "/admin/tenants", admin)
     assert status == 401
+
+
+def test_openapi_documents_the_header_problems(settings: TenancySettings) -> None:
+    spec = create_app(settings).openapi()
+    todos = spec["paths"]["/todos"]["get"]["responses"]
+    assert "duplicate-header" in todos["400"]["description"]
+    assert "too-many-headers" in todos["431"]["description"]
+    admin = spec["paths"]["/admin/tenants"]["get"]["responses"]
+    assert {"400", "431"} <= set(admin)
