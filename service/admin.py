@@ -29,9 +29,13 @@ from tenancy.runtime import Tenancy
 def require_admin(request: Request) -> Tenancy:
     runtime: Tenancy = request.state.tenancy
     expected = runtime.settings.admin_token
-    presented = request.headers.get("authorization", "")
-    if expected is None or not hmac.compare_digest(
-        presented.encode(), f"Bearer {expected.get_secret_value()}".encode()
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if (
+        expected is None
+        or scheme.lower() != "bearer"  # the scheme is case-insensitive (RFC 9110, 11.1)
+        or not hmac.compare_digest(
+            credentials.strip().encode(), expected.get_secret_value().encode()
+        )
     ):
         raise unauthorized()
     return runtime
@@ -111,7 +115,7 @@ class KeyCreated(Output):
 
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422)
+    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422, 431)
 )
 
 
@@ -125,6 +129,7 @@ async def create_tenant_route(body: TenantCreate, runtime: AdminRuntime) -> Tena
         created = await create_tenant(
             runtime.owner_engine, tenant_blueprint(runtime.tracks), body.slug, body.display_name
         )
+    await runtime.directory.reload(created.slug)  # usable at once on this process
     return TenantCreated(
         slug=created.slug,
         schema_name=created.schema,
@@ -150,6 +155,7 @@ async def suspend_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     """Every API process answers the tenant's requests with 403 from now on."""
     async with lifecycle_problems():
         await suspend_tenant(runtime.owner_engine, slug)
+    await runtime.directory.reload(slug)
     return await _summary(runtime, slug)
 
 
@@ -157,6 +163,7 @@ async def suspend_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
 async def resume_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     async with lifecycle_problems():
         await resume_tenant(runtime.owner_engine, slug)
+    await runtime.directory.reload(slug)
     return await _summary(runtime, slug)
 
 
@@ -166,6 +173,7 @@ async def archive_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     Nothing is deleted; POST .../restore undoes it."""
     async with lifecycle_problems():
         await archive_tenant(runtime.owner_engine, slug)
+    await runtime.directory.reload(slug)
     return await _summary(runtime, slug)
 
 
@@ -173,6 +181,7 @@ async def archive_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
 async def restore_route(slug: SlugPath, runtime: AdminRuntime) -> TenantOut:
     async with lifecycle_problems():
         await restore_tenant(runtime.owner_engine, runtime.tracks, slug)
+    await runtime.directory.reload(slug)
     return await _summary(runtime, slug)
 
 
@@ -188,6 +197,7 @@ async def create_key_route(slug: SlugPath, runtime: AdminRuntime) -> KeyCreated:
     """Another active key, so that clients can rotate; shown once."""
     async with lifecycle_problems():
         key = await create_key(runtime.owner_engine, slug)
+    await runtime.directory.reload(slug)
     return KeyCreated(slug=slug, key_id=key.key_id, api_key=key.token)
 
 
@@ -195,6 +205,7 @@ async def create_key_route(slug: SlugPath, runtime: AdminRuntime) -> KeyCreated:
 async def revoke_key_route(slug: SlugPath, key_id: KeyIdPath, runtime: AdminRuntime) -> Response:
     async with lifecycle_problems():
         await revoke_key(runtime.owner_engine, key_id, slug=slug)
+    await runtime.directory.reload(slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from service import admin, health, metrics, openapi, songs, todos, users
 from service.paths import ALEMBIC_INI
 from tenancy.database import api_database_url, database_url
+from tenancy.headers import HeaderGuard
 from tenancy.limits import BodySizeLimit
 from tenancy.middleware import TenantMiddleware
 from tenancy.observability.access_log import log_request
@@ -52,6 +53,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         lifespan=_lifespan(settings, service_metrics),
     )
     app.state.metrics = service_metrics
+    app.state.readiness = health.Readiness(settings.readiness_cache_seconds)
     for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
     _install_middleware(app, settings, service_metrics)
@@ -83,7 +85,7 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
 def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
-    """Outermost first: RequestObserver -> BodySizeLimit -> TenantMiddleware ->
+    """Outermost first: RequestObserver -> HeaderGuard -> BodySizeLimit -> TenantMiddleware ->
     RateLimitMiddleware -> ReplayStaleStatements (replays the route only) -> routes."""
     app.add_middleware(ReplayStaleStatements)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
@@ -94,6 +96,11 @@ def _install_middleware(
         public_prefixes=PUBLIC_PREFIXES,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        HeaderGuard,
+        identity_headers=(settings.tenant_header, "Authorization"),
+        max_headers=settings.max_headers,
+    )
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 

@@ -1,5 +1,8 @@
 """Liveness and readiness probes."""
 
+import asyncio
+import time
+
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 
@@ -11,6 +14,41 @@ router = APIRouter(tags=["health"])
 SHARED_REVISION = text("SELECT version_num FROM tenantry.alembic_version")
 
 
+class Readiness:
+    """The last readiness check, reused for `seconds`; one check at a time however many probes
+    arrive, so /readyz costs at most one database transaction per `seconds` per process."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.checks = 0  # database checks made (for tests and curiosity)
+        self._lock = asyncio.Lock()
+        self._checked_at = float("-inf")
+        self._result: dict[str, str] | Problem = Problem(503, "not-ready", "Not checked yet")
+
+    async def check(self, runtime: Tenancy) -> dict[str, str]:
+        """The readiness body; raises Problem(503) when not ready."""
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.seconds:
+                self._result = await _check(runtime)
+                self._checked_at = time.monotonic()
+                self.checks += 1
+            result = self._result
+        if isinstance(result, Problem):
+            raise result
+        return result
+
+
+async def _check(runtime: Tenancy) -> dict[str, str] | Problem:
+    try:
+        async with runtime.engine.connect() as conn:
+            revision = await conn.scalar(SHARED_REVISION)
+    except Exception as exc:
+        return Problem(503, "not-ready", "Database unreachable", type(exc).__name__)
+    if revision != runtime.tracks.shared_head:
+        return Problem(503, "not-ready", "Shared schema is not at head", f"at {revision}")
+    return {"status": "ready", "shared_revision": revision}
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """The process is up; says nothing about the database."""
@@ -19,13 +57,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
-    """Ready when the database answers and the shared schema is at the code's head."""
-    runtime: Tenancy = request.state.tenancy
-    try:
-        async with runtime.engine.connect() as conn:
-            revision = await conn.scalar(SHARED_REVISION)
-    except Exception as exc:
-        raise Problem(503, "not-ready", "Database unreachable", type(exc).__name__) from None
-    if revision != runtime.tracks.shared_head:
-        raise Problem(503, "not-ready", "Shared schema is not at head", f"at {revision}")
-    return {"status": "ready", "shared_revision": revision}
+    """Ready when the database answers and the shared schema is at the code's head (checked at
+    most once per TENANTRY_READINESS_CACHE_SECONDS)."""
+    readiness: Readiness = request.app.state.readiness  # set by service.app.create_app
+    return await readiness.check(request.state.tenancy)

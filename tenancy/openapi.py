@@ -14,8 +14,9 @@ from tenancy.problems import PROBLEM_MEDIA_TYPE, PROBLEM_STATUSES, ProblemDetail
 
 TENANT_HEADER_SCHEME = "TenantHeader"
 TENANT_KEY_SCHEME = "TenantKey"
-TENANT_PROBLEMS = (400, 401, 403, 429)
-"""What the tenant middleware and the rate limit may answer on any tenant route."""
+TENANT_PROBLEMS = (400, 401, 403, 429, 431)
+"""What the header guard, the tenant middleware and the rate limit may answer on any tenant
+route."""
 
 PROBLEM_REF = "#/components/schemas/ProblemDetail"
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -98,13 +98,15 @@ class ProblemDetail(BaseModel):
 
 
 PROBLEM_STATUSES: dict[int, str] = {
-    400: "Malformed tenant header or parameter (`invalid-tenant-header`, `invalid-cursor`)",
+    400: "Malformed tenant header or parameter (`invalid-tenant-header`, `invalid-cursor`), or "
+    "an identity header (tenant header, `Authorization`) sent more than once (`duplicate-header`)",
     401: "Missing or invalid credentials (`unauthorized`)",
     403: "The tenant is suspended (`tenant-suspended`)",
     404: "No such resource (`not-found`)",
     409: "Conflicts with existing data (`conflict`)",
     413: "Request body too large (`body-too-large`)",
     422: "Invalid input (`validation-error`, with `errors`)",
+    431: "More header lines than the server accepts (`too-many-headers`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
     503: "Not ready (`not-ready`), or no database connection free in time (`busy`, with "

@@ -1,7 +1,10 @@
 """The tenant registry: shared-schema tables and the lookups the request path needs."""
 
+import asyncio
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -88,8 +91,11 @@ migrate_runs = Table(
 IS_LIVE = tenants.c.status != ARCHIVED
 """Tenants whose schema is in the tenant namespace: what requests and migrations may touch."""
 
+LOAD_BATCH = 2000
+"""Rows of the whole-registry load built into the map between two yields to the event loop."""
+
 NOTIFY_CHANNEL = "tenantry_registry"
-"""Registry changes are announced here (payload: the slug) so every process drops its cache."""
+"""Registry changes are announced here (payload: the slug) so every process reloads that tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +124,12 @@ class TenantRow:
     created_at: datetime
 
 
-async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
-    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
-    stmt = (
+def _tenants_with_active_keys():
+    """tenants LEFT JOIN their active keys, live tenants only: one row per (tenant, key)."""
+    return (
         select(
             tenants.c.id,
+            tenants.c.slug,
             tenants.c.schema_name,
             tenants.c.status,
             tenants.c.rate_limit_per_second,
@@ -136,21 +143,59 @@ async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | N
                 (api_keys.c.tenant_id == tenants.c.id) & api_keys.c.revoked_at.is_(None),
             )
         )
-        .where(tenants.c.slug == slug, IS_LIVE)
+        .where(IS_LIVE)
     )
-    rows = (await conn.execute(stmt)).all()
-    if not rows:
-        return None
-    first = rows[0]
-    return ResolvedTenant(
-        id=first.id,
-        slug=slug,
-        schema=checked_schema(first.schema_name),
-        status=first.status,
-        key_hashes={r.key_id: bytes(r.key_hash) for r in rows if r.key_id is not None},
-        rate_limit_per_second=first.rate_limit_per_second,
-        rate_limit_burst=first.rate_limit_burst,
-    )
+
+
+def _assemble(
+    rows: Iterable[Any], tenants_by_slug: dict[str, ResolvedTenant] | None = None
+) -> dict[str, ResolvedTenant]:
+    """Group (tenant, key) rows by slug into ResolvedTenants, added to `tenants_by_slug` (rows of
+    one tenant need not be adjacent). Schema names are checked against the naming rule."""
+    if tenants_by_slug is None:
+        tenants_by_slug = {}
+    for r in rows:
+        tenant = tenants_by_slug.get(r.slug)
+        if tenant is None:
+            tenant = tenants_by_slug[r.slug] = ResolvedTenant(
+                id=r.id,
+                slug=r.slug,
+                schema=checked_schema(r.schema_name),
+                status=r.status,
+                key_hashes={},
+                rate_limit_per_second=r.rate_limit_per_second,
+                rate_limit_burst=r.rate_limit_burst,
+            )
+        if r.key_id is not None:
+            tenant.key_hashes[r.key_id] = bytes(r.key_hash)
+    return tenants_by_slug
+
+
+async def resolve_tenant(conn: AsyncConnection, slug: str) -> ResolvedTenant | None:
+    """One round trip: the tenant and its active key hashes (an archived tenant is unknown)."""
+    rows = await conn.execute(_tenants_with_active_keys().where(tenants.c.slug == slug))
+    return _assemble(rows).get(slug)
+
+
+async def resolve_tenants(
+    conn: AsyncConnection, slugs: Collection[str] | None = None
+) -> dict[str, ResolvedTenant]:
+    """One query: every live tenant (slugs=None) or those of `slugs` that are live, by slug,
+    with their active key hashes. Slugs that are unknown or archived are simply absent.
+
+    The whole registry is streamed in batches of LOAD_BATCH rows, yielding to the event loop
+    between them, so a reload never stalls requests for long. At 100,000 tenants with one key
+    each: 61 MiB of Python objects, about 3.5 s on a busy 2-core machine (bench/registry_memory.py).
+    Needs a connection that may begin a transaction (a server-side cursor)."""
+    stmt = _tenants_with_active_keys()
+    if slugs is not None:
+        return _assemble(await conn.execute(stmt.where(tenants.c.slug.in_(list(slugs)))))
+    tenants_by_slug: dict[str, ResolvedTenant] = {}
+    result = await conn.stream(stmt.execution_options(yield_per=LOAD_BATCH))
+    async for batch in result.partitions():
+        _assemble(batch, tenants_by_slug)
+        await asyncio.sleep(0)  # let requests in between batches
+    return tenants_by_slug
 
 
 async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:

@@ -37,7 +37,12 @@ class Tenancy:
         """url: the runtime role's (request path); owner_url: the owner's, for onboarding."""
         engine = create_engine(url, settings)
         directory = TenantDirectory(engine, ttl=settings.registry_cache_ttl)
-        listener = RegistryListener(asyncpg_dsn(settings.listen_database_url or url), directory)
+        listener = RegistryListener(
+            asyncpg_dsn(settings.listen_database_url or url),
+            directory,
+            check_seconds=settings.listen_check_seconds,
+            application_name=settings.application_name,
+        )
         await listener.start()
         return cls(
             settings=settings,

@@ -41,6 +41,30 @@ class TenancySettings(BaseSettings):
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1, description="Request bodies larger than this are refused (413)."
     )
+    max_headers: int = Field(
+        default=100,
+        ge=8,
+        description="Header lines a request may carry; more are refused (431 too-many-headers).",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Bytes a request head (request line and headers) may take; uvicorn's h11 "
+        "parser refuses a longer one (431) before it is buffered further. Bounds the memory an "
+        "unfinished request head can hold per connection.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has, from connecting or from the end of its previous "
+        "response, to send a complete request head; then the connection is closed (408).",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Open client connections per API process; connections past it are closed "
+        "at once. With max_header_bytes it bounds the memory unfinished requests can hold.",
+    )
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token for /admin routes; unset disables them."
     )
@@ -67,8 +91,21 @@ class TenancySettings(BaseSettings):
     registry_cache_ttl: float = Field(
         default=3600.0,
         ge=0,
-        description="Seconds a resolved tenant stays cached: a backstop only, for registry edits "
-        "made without NOTIFY; changes made through Tenantry invalidate it at once.",
+        description="Seconds between full reloads of the in-memory registry: a backstop only, for "
+        "registry edits made without NOTIFY; changes made through Tenantry arrive at once.",
+    )
+    listen_check_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="The registry listener's connection must answer a query this often (and "
+        "within it); the in-memory registry is trusted only while it does, else requests read "
+        "the registry directly. TCP keepalive and TCP_USER_TIMEOUT follow it.",
+    )
+    readiness_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds /readyz reuses its last database check (one check at a time, "
+        "however many probes).",
     )
     data_dir: Path = Field(
         default=Path(".tenantry"), description="Where the embedded PostgreSQL keeps its data."

@@ -26,7 +26,7 @@ from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings, get_settings
-from tests.support import running_server
+from tests.support import known_to_running_apps, running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
 pytest_plugins = ("tests.migrate_support",)  # the `fleet` fixtures of the migrate tests
@@ -134,12 +134,16 @@ def new_slug() -> str:
 
 @pytest_asyncio.fixture
 async def tenant(engine: AsyncEngine, blueprint: TenantBlueprint, new_slug: str) -> CreatedTenant:
-    return await create_tenant(engine, blueprint, new_slug)
+    created = await create_tenant(engine, blueprint, new_slug)
+    await known_to_running_apps(str(engine.url), created.slug)
+    return created
 
 
 @pytest_asyncio.fixture
 async def other_tenant(engine: AsyncEngine, blueprint: TenantBlueprint) -> CreatedTenant:
-    return await create_tenant(engine, blueprint, "o-" + secrets.token_hex(5))
+    created = await create_tenant(engine, blueprint, "o-" + secrets.token_hex(5))
+    await known_to_running_apps(str(engine.url), created.slug)
+    return created
 
 
 @pytest.fixture

@@ -14,11 +14,32 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import PROJECT_ROOT
 from tenancy.naming import quote_schema
+
+RUNNING_APPS: list[FastAPI] = []
+"""Apps served by running_server right now (any thread's loop), for known_to_running_apps."""
+
+
+async def known_to_running_apps(database_url: str, *slugs: str) -> None:
+    """Wait until every running app on this database has these tenants in its in-memory registry.
+
+    A tenant created behind an API's back (the CLI, or a test's own engine) reaches each API
+    process through NOTIFY, milliseconds later; a test that calls the API at once waits here.
+    Apps whose registry is not trusted read it directly and need no wait."""
+    database = make_url(database_url).database
+    async with asyncio.timeout(10):
+        for app in list(RUNNING_APPS):
+            runtime = getattr(app.state, "tenancy", None)
+            if runtime is None or runtime.engine.url.database != database:
+                continue
+            directory = runtime.directory
+            # another task (maybe on another thread's loop) owns this state and signals nothing
+            while directory.trusted and any(directory.cached(s) is None for s in slugs):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
 
 
 @asynccontextmanager
@@ -33,9 +54,11 @@ async def running_server(app: FastAPI) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    RUNNING_APPS.append(app)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        RUNNING_APPS.remove(app)
         server.should_exit = True
         await task
 

@@ -29,8 +29,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
-    """Serve the API with uvicorn; on SIGTERM, in-flight requests finish before it exits."""
+    """Serve the API with uvicorn; on SIGTERM, in-flight requests finish before it exits.
+
+    Request heads are bounded in bytes, header lines, time and open connections
+    (TENANTRY_MAX_HEADER_BYTES, TENANTRY_MAX_HEADERS, TENANTRY_HEADER_TIMEOUT,
+    TENANTRY_MAX_CONNECTIONS; see tenancy/edge.py)."""
     import uvicorn
+
+    from tenancy.edge import uvicorn_options
 
     settings = get_settings()
     configure_logging(settings)
@@ -44,6 +50,7 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,  # RequestObserver logs each request, with its route and tenant
         timeout_graceful_shutdown=settings.shutdown_timeout,
+        **uvicorn_options(settings),
     )
 
 
