@@ -1,17 +1,23 @@
-"""What every command shares: the owner's engine, and errors as one line on stderr."""
+"""What every command shares: the owner's engine, and errors as one line on stderr.
+
+Light to import: SQLAlchemy, asyncpg and the settings are imported when a command first needs
+the database, so `tenantry --help` and usage errors never load them (tests/test_cli_imports.py).
+"""
+
+from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.database import create_engine, database_url
 from tenancy.lifecycle.errors import LifecycleError
 from tenancy.naming import InvalidSlug
-from tenancy.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 EXPECTED_ERRORS = (InvalidSlug, LifecycleError, LookupError, OSError)
@@ -49,6 +55,9 @@ def run_with_engine(operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
 @asynccontextmanager
 async def owner_engine() -> AsyncIterator[AsyncEngine]:
+    from tenancy.database import create_engine, database_url
+    from tenancy.settings import get_settings
+
     settings = get_settings()
     engine = create_engine(await database_url(settings), settings)
     try:
