@@ -75,6 +75,7 @@ COMMANDS_THAT_RUN = [
     "tenants list --json",
     "tenants suspend {slug}",
     "keys list {slug}",
+    "limits set {slug} --per-second 5",  # prints the limit in force (once, Starlette came too)
     "limits list",
     "migrate",
     "migrate status --json",

@@ -68,8 +68,8 @@ def limits_list(
 
 def _describe(per_second: float | None, burst: int | None) -> str:
     """The limit in force, own values and the settings' defaults combined."""
-    from tenancy.ratelimit import effective_limit
     from tenancy.settings import get_settings
+    from tenancy.tenant_limits import effective_limit
 
     settings = get_settings()
     limit = effective_limit(

@@ -70,7 +70,6 @@ def migrate(
     """Bring the shared schema to head, then every tenant (or --tenant ones) to --to."""
     if ctx.invoked_subcommand is not None:
         return
-    from tenancy.migrate.preview import print_sql
     from tenancy.migrate.progress import reporter_for
     from tenancy.migrate.results import LockPolicy
     from tenancy.migrate.run import RunOptions, migrate_fleet
@@ -79,6 +78,8 @@ def migrate(
     tracks = load_tracks(config)
     slugs = tuple(tenant or ())
     if sql:
+        from tenancy.migrate.preview import print_sql
+
         _run(lambda url: print_sql(url, tracks, to, slugs, sys.stdout))
         return
     options = RunOptions(
