@@ -95,6 +95,15 @@ def test_a_command_imports_no_fastapi_and_no_router(
         assert "service.models" in run.modules  # the tables it built came from the models
 
 
+def test_creating_a_tenant_imports_no_alembic_once_the_stamp_is_cached(database: str) -> None:
+    first = command_closure(["tenants", "create", "imports-" + secrets.token_hex(4)])
+    assert first.code == 0, first.output  # renders the stamp with Alembic if it was not cached
+    run = command_closure(["tenants", "create", "imports-" + secrets.token_hex(4), "--json"])
+    assert run.code == 0, run.output
+    assert offending(run.modules, ("alembic", "mako")) == []
+    assert {"sqlalchemy", "asyncpg", "service.models"} <= run.modules
+
+
 def broken_copy(tmp_path: Path, module: str, line: str) -> Path:
     """The project's `service` package with `line` added at the end of one module."""
     shutil.copytree(

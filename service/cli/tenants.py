@@ -29,11 +29,10 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None:
     """Create a tenant (schema, tables at head, first API key); prints the key once."""
     from service.onboarding import tenant_blueprint
-    from tenancy.migrate.tracks import load_tracks
     from tenancy.provisioning import create_tenant
 
-    tracks = load_tracks(ALEMBIC_INI)
-    created = run_with_engine(lambda e: create_tenant(e, tenant_blueprint(tracks), slug, name))
+    blueprint = tenant_blueprint(ALEMBIC_INI)  # no Alembic while its stamp is cached
+    created = run_with_engine(lambda e: create_tenant(e, blueprint, slug, name))
     _print_created(created, as_json)
 
 
