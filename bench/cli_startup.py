@@ -17,6 +17,8 @@ in a second throwaway database.
   (`create_tenant` on a connected engine; `migrate_fleet`, which opens its own connections;
   django-tenants' `call_command("create_tenant")` on a connected Django);
 - start-up = wall - work: interpreter, imports, settings, engine, Alembic scripts, exit;
+- CPU: p50 of the process's user + system time, which load inflates far less than wall time
+  (on an idle machine, wall is about CPU plus the waits on PostgreSQL);
 - modules: how many modules the process imports (`-X importtime`, one extra run).
 """
 
@@ -25,6 +27,7 @@ import asyncio
 import io
 import json
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -69,18 +72,24 @@ class Command:
     django_peer: str | None = None
     """The django-tenants row this one is compared with."""
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     works: list[float] = field(default_factory=list)
     modules: int = 0
 
-    def run(self, slug: str) -> float:
+    def run(self, slug: str) -> tuple[float, float]:
+        """(wall, CPU) seconds of one process; commands run one at a time, so the children's
+        usage grows by this one's alone."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(
             self.argv(slug), cwd=PROJECT_ROOT, env=dict(self.env), capture_output=True, text=True
         )
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if result.returncode != 0:
             raise RuntimeError(f"{self.label} exited {result.returncode}: {result.stderr}")
-        return wall
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        return wall, cpu
 
     def count_modules(self, slug: str) -> None:
         argv = self.argv(slug)
@@ -102,10 +111,12 @@ class Command:
         return {
             "command": self.label,
             "wall_p50": wall,
+            "cpu_p50": statistics.median(self.cpus),
             "work_p50": work,
             "startup_p50": wall - work,
             "modules": self.modules,
             "walls": self.walls,
+            "cpus": self.cpus,
             "works": self.works,
             "django_peer": self.django_peer,
         }
@@ -181,7 +192,9 @@ async def measure(commands: list[Command], rounds: int) -> None:
     for number in range(rounds):
         shift = number % len(commands)
         for command in commands[shift:] + commands[:shift]:
-            command.walls.append(await asyncio.to_thread(command.run, fresh_slug()))
+            wall, cpu = await asyncio.to_thread(command.run, fresh_slug())
+            command.walls.append(wall)
+            command.cpus.append(cpu)
             if command.work is not None:
                 command.works.append(await command.work(fresh_slug()))
         print(
@@ -195,17 +208,22 @@ def table(rows: list[dict]) -> str:
     by_label = {row["command"]: row for row in rows}
     fixed = by_label[PASS]["wall_p50"]
     lines = [
-        "| command | wall p50 | of which start-up | of which work | modules | "
-        "vs `python -c pass` | vs django-tenants' CLI |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| command | wall p50 | of which start-up | of which work | CPU p50 | modules | "
+        "vs `python -c pass` | vs django-tenants' CLI (wall; CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         peer = by_label.get(row["django_peer"] or "")
-        versus = f"{row['wall_p50'] / peer['wall_p50']:.2f}x" if peer else "-"
+        versus = (
+            f"{row['wall_p50'] / peer['wall_p50']:.2f}x; {row['cpu_p50'] / peer['cpu_p50']:.2f}x"
+            if peer
+            else "-"
+        )
         work = f"{row['work_p50'] * 1000:.0f} ms" if row["works"] else "-"
         lines.append(
             f"| {row['command']} | **{row['wall_p50']:.2f} s** | {row['startup_p50']:.2f} s"
-            f" | {work} | {row['modules']:,} | {row['wall_p50'] / fixed:.1f}x | {versus} |"
+            f" | {work} | {row['cpu_p50']:.2f} s | {row['modules']:,}"
+            f" | {row['wall_p50'] / fixed:.1f}x | {versus} |"
         )
     return "\n".join(lines)
 
@@ -260,14 +278,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     server, django_version, rows = asyncio.run(run(args.tenants, args.rounds, args.django_python))
-    compared = f"django-tenants {django_version.split()[0]} (Django {django_version.split()[1]})"
+    compared = "django-tenants not installed"
+    if django_version:
+        django_tenants, django = django_version.split()
+        compared = f"django-tenants {django_tenants} (Django {django})"
     markdown = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M')}, PostgreSQL {server}, {os.cpu_count()} "
         f"cores, load average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} "
-        f"after the run; {args.rounds} rounds, "
-        + (compared if django_version else "django-tenants not installed")
-        + ".\n\n"
-        + table(rows)
+        f"after the run; {args.rounds} rounds, " + compared + ".\n\n" + table(rows)
     )
     print("\n" + markdown)
     if args.write:
