@@ -1,6 +1,6 @@
 """What a `tenantry` command line imports: run it in a fresh interpreter, read its sys.modules.
 
-`command_closure(argv)` runs one command line for real (entry point `service.cli:app`, as the
+`command_closure(argv)` runs one command line for real (entry point `service.cli:main`, as the
 console script does) and returns every module the process had imported when it exited.
 `help_closures(argv_list)` runs several --help / usage-error lines one after the other in one
 interpreter and returns what each added, so one subprocess covers every command's help.
@@ -23,17 +23,19 @@ WEB_MODULES = ("service.app", "service.admin", "service.songs", "service.todos",
 """The HTTP side of the service: routers, schemas, the app. No CLI command needs any of it."""
 
 _PROBE = """
-import json, sys
+import gc, json, sys
 out, lines = sys.argv[1], json.loads(sys.argv[2])
-from service.cli import app
+from service.cli import main
 seen, report = set(sys.modules), []
 for argv in lines:
+    sys.argv = ["tenantry", *argv]
     try:
-        app(args=argv, prog_name="tenantry")
+        main()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    report.append({"argv": argv, "code": code, "added": sorted(set(sys.modules) - seen)})
+    added = sorted(set(sys.modules) - seen)
+    report.append({"argv": argv, "code": code, "added": added, "gc": gc.isenabled()})
     seen = set(sys.modules)
 with open(out, "w") as f:
     json.dump({"final": sorted(sys.modules), "runs": report}, f)
@@ -48,6 +50,8 @@ class Run:
     """Every module imported by the end of this run (for later runs in a shared interpreter,
     only what start-up and this run added)."""
     output: str
+    gc_enabled: bool
+    """Whether the garbage collector was on when the command line had run."""
 
 
 def _probe(
@@ -72,10 +76,9 @@ def _probe(
             raise RuntimeError(f"the probe died: {result.stderr}")
         report = json.loads(report_path.read_text())
     start = frozenset(report["final"]) - {m for run in report["runs"] for m in run["added"]}
+    output = result.stdout + result.stderr
     return [
-        Run(
-            run["argv"], run["code"], start | frozenset(run["added"]), result.stdout + result.stderr
-        )
+        Run(run["argv"], run["code"], start | frozenset(run["added"]), output, run["gc"])
         for run in report["runs"]
     ]
 

@@ -7,6 +7,7 @@ the database, so `tenantry --help` and usage errors never load them (tests/test_
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -34,8 +35,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def begin_work() -> None:
+    """The imports are done: the collector back on (see service.cli.main), start-up's objects
+    frozen so that no collection walks them again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; expected errors become one line on stderr and exit 1."""
+    begin_work()
     try:
         return asyncio.run(main())
     except EXPECTED_ERRORS as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from service.cli import keys, limits, migrate, roles, tenants
-from service.cli.common import owner_engine, run
+from service.cli.common import begin_work, owner_engine, run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +36,7 @@ def serve(
     from tenancy.observability.log_format import configure_logging
     from tenancy.settings import get_settings
 
+    begin_work()  # a long-lived process: the collector on before the app is even imported
     settings = get_settings()
     configure_logging(settings)
     exit_normally_on_sigterm()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from service.cli.common import EXPECTED_ERRORS, fail, first_line, owner_engine
+from service.cli.common import EXPECTED_ERRORS, begin_work, fail, first_line, owner_engine
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
@@ -146,6 +146,8 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
     from tenancy.database import database_url
     from tenancy.migrate.lock import MigrationInProgress
     from tenancy.settings import get_settings
+
+    begin_work()
 
     async def with_url() -> T:
         return await main(await database_url(get_settings()))
