@@ -93,10 +93,10 @@ class Command:
 
     def count_modules(self, slug: str) -> None:
         argv = self.argv(slug)
+        if not Path(argv[0]).name.startswith("python"):  # a console script: its own interpreter
+            argv = [Path(argv[0]).read_text().splitlines()[0].removeprefix("#!"), *argv]
         result = subprocess.run(
-            [argv[0], "-X", "importtime", *argv[1:]]
-            if argv[0].endswith(("python", "python3"))
-            else [sys.executable, "-X", "importtime", *argv],
+            [argv[0], "-X", "importtime", *argv[1:]],
             cwd=PROJECT_ROOT,
             env=dict(self.env),
             capture_output=True,
@@ -126,7 +126,8 @@ def fresh_slug(prefix: str = "cli") -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def tenantry_commands(fleet: Fleet) -> list[Command]:
+def tenantry_commands(fleet: Fleet, baseline: str | None = None) -> list[Command]:
+    """`baseline`: another checkout's `tenantry` (e.g. main's), measured in the same rounds."""
     env = {**os.environ, "TENANTRY_DATABASE_URL": fleet.url}
     tracks = load_tracks(ALEMBIC_INI)
     blueprint = tenant_blueprint(tracks)
@@ -143,28 +144,30 @@ def tenantry_commands(fleet: Fleet) -> list[Command]:
             raise RuntimeError(f"not a no-op: {summary.totals()}")
         return time.perf_counter() - started
 
-    return [
-        Command(PASS, lambda _slug: [sys.executable, "-c", "pass"], env),
-        Command(
-            "`tenantry --help`",
-            lambda _slug: [TENANTRY, "--help"],
-            env,
-            django_peer="`manage.py --help`",
-        ),
-        Command(
-            "`tenantry tenants create SLUG --json`",
-            lambda slug: [TENANTRY, "tenants", "create", slug, "--json"],
-            env,
-            work=create,
-            django_peer="`manage.py create_tenant ... --noinput`",
-        ),
-        Command(
-            f"`tenantry migrate`, nothing to do ({len(fleet.tenants):,} tenants)",
-            lambda _slug: [TENANTRY, "migrate"],
-            env,
-            work=noop_migrate,
-        ),
-    ]
+    commands = [Command(PASS, lambda _slug: [sys.executable, "-c", "pass"], env)]
+    for tenantry, suffix in [(TENANTRY, ""), *([(baseline, " (baseline)")] if baseline else [])]:
+        commands += [
+            Command(
+                f"`tenantry --help`{suffix}",
+                lambda _slug, tenantry=tenantry: [tenantry, "--help"],
+                env,
+                django_peer="`manage.py --help`",
+            ),
+            Command(
+                f"`tenantry tenants create SLUG --json`{suffix}",
+                lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
+                env,
+                work=create,
+                django_peer="`manage.py create_tenant ... --noinput`",
+            ),
+            Command(
+                f"`tenantry migrate`, nothing to do ({len(fleet.tenants):,} tenants){suffix}",
+                lambda _slug, tenantry=tenantry: [tenantry, "migrate"],
+                env,
+                work=noop_migrate,
+            ),
+        ]
+    return commands
 
 
 def django_commands(project: DjangoProject) -> list[Command]:
@@ -229,7 +232,7 @@ def table(rows: list[dict]) -> str:
 
 
 async def run(
-    tenants: int, rounds: int, django_python: str | None
+    tenants: int, rounds: int, django_python: str | None, baseline: str | None
 ) -> tuple[str, str | None, list[dict]]:
     server_url = await database_url(TenancySettings())
     async with open_connections(asyncpg_dsn(server_url), 1) as (conn,):
@@ -238,7 +241,7 @@ async def run(
         started = time.perf_counter()
         await add_tenants(fleet, tenants)
         print(f"setup: {tenants} tenants in {time.perf_counter() - started:.1f} s")
-        commands = tenantry_commands(fleet)
+        commands = tenantry_commands(fleet, baseline)
         django_version = None
         with tempfile.TemporaryDirectory() as folder:
             if django_python:
@@ -273,11 +276,17 @@ def main(argv: list[str] | None = None) -> None:
         help="an interpreter with django-tenants and psycopg2 installed, for the comparison",
     )
     parser.add_argument(
+        "--baseline",
+        help="another checkout's `tenantry` executable (e.g. main's), for before/after rows",
+    )
+    parser.add_argument(
         "--write", action="store_true", help="rewrite bench/README.md's section, keep the JSON"
     )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
-    server, django_version, rows = asyncio.run(run(args.tenants, args.rounds, args.django_python))
+    server, django_version, rows = asyncio.run(
+        run(args.tenants, args.rounds, args.django_python, args.baseline)
+    )
     compared = "django-tenants not installed"
     if django_version:
         django_tenants, django = django_version.split()
