@@ -48,6 +48,8 @@ LIGHT_LINES = [
     ["tenants", "create"],  # a missing argument
     ["tenants", "create", "--json"],
     ["migrate", "--concurrency", "0"],  # out of range
+    ["limits", "set", "acme", "--per-second", "0"],  # refused in the command's body
+    ["tenants", "drop", "acme"],  # refused without --yes, before any database work
     *([*path, "--help"] for path in PATHS),
     *([*path, "--no-such-option"] for path in PATHS),
 ]
