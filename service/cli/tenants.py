@@ -77,10 +77,10 @@ def tenants_resume(slug: Slug) -> None:
 @app.command("drop")
 def tenants_drop(slug: Slug, yes: Yes = False) -> None:
     """Archive a tenant: schema renamed out of reach, keys revoked; `restore` undoes it."""
-    from tenancy.lifecycle.archive import archive_tenant
-
     if not yes:
         fail(f"not dropping {slug!r} without --yes (it archives the schema and revokes its keys)")
+    from tenancy.lifecycle.archive import archive_tenant
+
     change = run_with_engine(lambda engine: archive_tenant(engine, slug))
     typer.echo(
         f"archived tenant {slug}: schema {change.schema} is now {change.archived_schema}, "
@@ -105,10 +105,10 @@ def tenants_restore(slug: Slug) -> None:
 @app.command("purge")
 def tenants_purge(slug: Slug, yes: Yes = False) -> None:
     """Drop an archived tenant's schema and registry row for good (the slug becomes free)."""
-    from tenancy.lifecycle.archive import purge_tenant
-
     if not yes:
         fail(f"not purging {slug!r} without --yes (its archived data is deleted for good)")
+    from tenancy.lifecycle.archive import purge_tenant
+
     dropped = run_with_engine(lambda engine: purge_tenant(engine, slug))
     typer.echo(f"purged tenant {slug}: schema {dropped} dropped")
 
