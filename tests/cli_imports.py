@@ -1,6 +1,6 @@
 """What a `tenantry` command line imports: run it in a fresh interpreter, read its sys.modules.
 
-`command_closure(argv)` runs one command line for real (entry point `service.cli:main`, as the
+`command_closure(argv)` runs one command line for real (entry point `service.cli.entry:main`, as the
 console script does) and returns every module the process had imported when it exited.
 `help_closures(argv_list)` runs several --help / usage-error lines one after the other in one
 interpreter and returns what each added, so one subprocess covers every command's help.
@@ -25,7 +25,7 @@ WEB_MODULES = ("service.app", "service.admin", "service.songs", "service.todos",
 _PROBE = """
 import gc, json, sys
 out, lines = sys.argv[1], json.loads(sys.argv[2])
-from service.cli import main
+from service.cli.entry import main
 seen, report = set(sys.modules), []
 for argv in lines:
     sys.argv = ["tenantry", *argv]

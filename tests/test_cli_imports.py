@@ -91,7 +91,7 @@ def test_a_command_imports_no_fastapi_and_no_router(
     new = "imports-" + secrets.token_hex(4)
     run = command_closure(line.format(new=new, slug=tenant.slug).split())
     assert run.code == 0, run.output
-    assert run.gc_enabled  # off for the start-up only (service.cli.main)
+    assert run.gc_enabled  # off for the start-up only (service.cli.entry)
     assert "sqlalchemy" in run.modules  # it did its work, on the database
     assert offending(run.modules, FORBIDDEN_IN_COMMANDS) == []
     if line.startswith("tenants create"):

@@ -36,7 +36,7 @@ def first_line(exc: BaseException) -> str:
 
 
 def begin_work() -> None:
-    """The imports are done: the collector back on (see service.cli.main), start-up's objects
+    """The imports are done: the collector back on (see service.cli.entry), start-up's objects
     frozen so that no collection walks them again."""
     if not gc.isenabled():
         gc.freeze()
