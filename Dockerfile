@@ -64,6 +64,12 @@ COPY pyproject.toml alembic.ini ./
 COPY migrations/ ./migrations/
 COPY tenancy/ ./tenancy/
 COPY service/ ./service/
+# The CLI's start-up (`docker compose exec api tenantry ...`): the project's bytecode, which
+# PYTHONDONTWRITEBYTECODE would otherwise leave every process to compile again, and the tenant
+# track's cached stamp, so that `tenantry tenants create` imports no Alembic (bench/README.md).
+RUN python -m compileall -q tenancy service migrations \
+ && python -c "from pathlib import Path; from tenancy.lifecycle.build.stamp_cache import cached_stamp_sql; cached_stamp_sql(Path('/app/alembic.ini'))" \
+ && ls migrations/__pycache__/tenantry-stamp-*.sql
 
 USER tenantry:tenantry
 

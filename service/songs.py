@@ -2,23 +2,12 @@
 
 from fastapi import APIRouter, status
 from pydantic import Field
-from sqlalchemy import BigInteger, Identity, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
-from service.db import TenantBase
 from service.deps import TenantSession
+from service.models import TEXT_MAX, Song
 from service.paging import keyset_page
 from service.schemas import TENANT_PROBLEMS, Cursor, Output, PageLimit, StrictInput
-
-TEXT_MAX = 200
-
-
-class Song(TenantBase):
-    __tablename__ = "songs"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    name: Mapped[str] = mapped_column(String(TEXT_MAX))
-    artist: Mapped[str] = mapped_column(String(TEXT_MAX))
 
 
 class SongIn(StrictInput):

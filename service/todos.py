@@ -4,11 +4,10 @@ from datetime import datetime
 
 from fastapi import APIRouter, Response, status
 from pydantic import Field
-from sqlalchemy import BigInteger, DateTime, Identity, String, func, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import func, select
 
-from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
+from service.models import CONTENT_MAX, Todo
 from service.paging import keyset_page
 from service.schemas import (
     TENANT_PROBLEMS,
@@ -19,18 +18,6 @@ from service.schemas import (
     StrictInput,
 )
 from tenancy.problems import not_found, problem_responses
-
-CONTENT_MAX = 2000
-
-
-class Todo(TenantBase):
-    __tablename__ = "todos"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    content: Mapped[str] = mapped_column(String(CONTENT_MAX))
-    created_at: Mapped[datetime] = created_at_column()
-    updated_at: Mapped[datetime] = created_at_column()
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TodoIn(StrictInput):

@@ -4,12 +4,11 @@ from datetime import datetime
 
 from fastapi import APIRouter, status
 from pydantic import EmailStr, Field
-from sqlalchemy import BigInteger, Identity, String, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import TenantBase, created_at_column
 from service.deps import TenantSession
+from service.models import EMAIL_MAX, NAME_MAX, User
 from service.paging import keyset_page
 from service.schemas import (
     TENANT_PROBLEMS,
@@ -19,18 +18,6 @@ from service.schemas import (
     StrictInput,
 )
 from tenancy.problems import conflict, problem_responses
-
-EMAIL_MAX = 254
-NAME_MAX = 200
-
-
-class User(TenantBase):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
-    name: Mapped[str] = mapped_column(String(NAME_MAX))
-    created_at: Mapped[datetime] = created_at_column()
 
 
 class UserIn(StrictInput):

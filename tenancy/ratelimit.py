@@ -10,25 +10,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenancy import problems
 from tenancy.registry import ResolvedTenant
+from tenancy.tenant_limits import effective_limit
 
 _MAX_BUCKETS = 100_000
-
-
-def effective_limit(
-    own_rate: float | None,
-    own_burst: int | None,
-    default_rate: float | None,
-    default_burst: int | None,
-) -> tuple[float, int] | None:
-    """(requests per second, burst) for a tenant, or None: not limited.
-
-    The tenant's own values (registry) win over the defaults (settings); without a burst, the
-    rate rounded up (at least 1).
-    """
-    rate = own_rate or default_rate
-    if rate is None:
-        return None
-    return rate, own_burst or default_burst or max(1, math.ceil(rate))
 
 
 @dataclass(slots=True)

@@ -1,12 +1,31 @@
 """Per-tenant rate limits in the registry; every API process sees a change at once (NOTIFY)."""
 
+import math
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.provisioning import UnknownTenant
+from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.registry import announce_change, tenants
+
+
+def effective_limit(
+    own_rate: float | None,
+    own_burst: int | None,
+    default_rate: float | None,
+    default_burst: int | None,
+) -> tuple[float, int] | None:
+    """(requests per second, burst) for a tenant, or None: not limited.
+
+    The tenant's own values (registry) win over the defaults (settings); without a burst, the
+    rate rounded up (at least 1). Here, not in tenancy.ratelimit (the ASGI middleware), so that
+    `tenantry limits` reaches it without importing Starlette.
+    """
+    rate = own_rate or default_rate
+    if rate is None:
+        return None
+    return rate, own_burst or default_burst or max(1, math.ceil(rate))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,24 @@
-"""What every command shares: the owner's engine, and errors as one line on stderr."""
+"""What every command shares: the owner's engine, and errors as one line on stderr.
+
+Light to import: SQLAlchemy, asyncpg and the settings are imported when a command first needs
+the database, so `tenantry --help` and usage errors never load them (tests/test_cli_imports.py).
+"""
+
+from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.database import create_engine, database_url
 from tenancy.lifecycle.errors import LifecycleError
 from tenancy.naming import InvalidSlug
-from tenancy.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 EXPECTED_ERRORS = (InvalidSlug, LifecycleError, LookupError, OSError)
@@ -28,8 +35,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def begin_work() -> None:
+    """The imports are done: the collector back on (see service.cli.entry), start-up's objects
+    frozen so that no collection walks them again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; expected errors become one line on stderr and exit 1."""
+    begin_work()
     try:
         return asyncio.run(main())
     except EXPECTED_ERRORS as exc:
@@ -49,6 +65,9 @@ def run_with_engine(operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
 @asynccontextmanager
 async def owner_engine() -> AsyncIterator[AsyncEngine]:
+    from tenancy.database import create_engine, database_url
+    from tenancy.settings import get_settings
+
     settings = get_settings()
     engine = create_engine(await database_url(settings), settings)
     try:

@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from service.cli.common import run_with_engine
-from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
 
 app = typer.Typer(help="Issue, list and revoke tenants' API keys.", no_args_is_help=True)
 
@@ -16,6 +15,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 @app.command("create")
 def keys_create(slug: str, as_json: Json = False) -> None:
     """Issue another active key (clients rotate by holding two); prints it once."""
+    from tenancy.lifecycle.api_keys import create_key
+
     key = run_with_engine(lambda engine: create_key(engine, slug))
     if as_json:
         typer.echo(json.dumps({"slug": slug, "key_id": key.key_id, "api_key": key.token}))
@@ -27,6 +28,7 @@ def keys_create(slug: str, as_json: Json = False) -> None:
 @app.command("list")
 def keys_list(slug: str, as_json: Json = False) -> None:
     """The tenant's keys, oldest first: id, created, revoked (secrets are never stored)."""
+    from tenancy.lifecycle.api_keys import list_keys
 
     async def keys(engine):
         async with engine.connect() as conn:
@@ -56,5 +58,7 @@ def keys_list(slug: str, as_json: Json = False) -> None:
 @app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key at once on every API process (its id is the part after `tnt_`)."""
+    from tenancy.lifecycle.api_keys import revoke_key
+
     slug = run_with_engine(lambda engine: revoke_key(engine, key_id))
     typer.echo(f"revoked key {key_id} of tenant {slug}")

@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from service.cli.common import owner_engine, run
-from tenancy.ratelimit import effective_limit
-from tenancy.settings import get_settings
-from tenancy.tenant_limits import set_rate_limit, tenant_limits
 
 app = typer.Typer(
     help="Per-tenant rate limits (token bucket per API process).", no_args_is_help=True
@@ -17,6 +14,8 @@ app = typer.Typer(
 
 
 def _apply(slug: str, per_second: float | None, burst: int | None) -> None:
+    from tenancy.tenant_limits import set_rate_limit
+
     async def main() -> None:
         async with owner_engine() as engine:
             await set_rate_limit(engine, slug, per_second, burst)
@@ -53,6 +52,7 @@ def limits_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Tenants with a limit of their own."""
+    from tenancy.tenant_limits import tenant_limits
 
     async def main():
         async with owner_engine() as engine, engine.connect() as conn:
@@ -68,6 +68,9 @@ def limits_list(
 
 def _describe(per_second: float | None, burst: int | None) -> str:
     """The limit in force, own values and the settings' defaults combined."""
+    from tenancy.settings import get_settings
+    from tenancy.tenant_limits import effective_limit
+
     settings = get_settings()
     limit = effective_limit(
         per_second, burst, settings.rate_limit_per_second, settings.rate_limit_burst

@@ -1,20 +1,20 @@
-"""The `tenantry` command: serve, onboard tenants, migrate every schema."""
+"""The `tenantry` command: serve, onboard tenants, migrate every schema.
+
+Start-up is only Typer and the command modules, which import nothing heavy at module level:
+each command imports SQLAlchemy, Alembic, the settings (and `serve` FastAPI) inside its body when
+it runs, so `tenantry --help` and usage errors stay light; tests/test_cli_imports.py holds it.
+"""
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli import keys, limits, migrate, roles, tenants
-from service.cli.common import owner_engine, run
-from service.onboarding import tenant_blueprint
-from service.paths import ALEMBIC_INI
-from tenancy.embedded import exit_normally_on_sigterm
-from tenancy.migrate.tracks import load_tracks
-from tenancy.observability.log_format import configure_logging
-from tenancy.provisioning import TenantExists, create_key, create_tenant
-from tenancy.settings import get_settings
+from service.cli.common import begin_work, owner_engine, run
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
 app.add_typer(tenants.app, name="tenants")
@@ -37,7 +37,11 @@ def serve(
     import uvicorn
 
     from tenancy.edge import uvicorn_options
+    from tenancy.embedded import exit_normally_on_sigterm
+    from tenancy.observability.log_format import configure_logging
+    from tenancy.settings import get_settings
 
+    begin_work()  # a long-lived process: the collector on before the app is even imported
     settings = get_settings()
     configure_logging(settings)
     exit_normally_on_sigterm()
@@ -57,6 +61,8 @@ def serve(
 @app.command(hidden=True)
 def demo(slug: str = "demo", port: int = 8000) -> None:
     """Used by `make run`: migrate, make sure the demo tenant exists, print a key and a curl."""
+    from tenancy.settings import get_settings
+
     migrate.migrate_all()
 
     async def main() -> str:
@@ -74,7 +80,12 @@ def demo(slug: str = "demo", port: int = 8000) -> None:
     sys.stdout.flush()
 
 
-async def _demo_key(engine: AsyncEngine, slug: str) -> str:
+async def _demo_key(engine: "AsyncEngine", slug: str) -> str:
+    from service.onboarding import tenant_blueprint
+    from service.paths import ALEMBIC_INI
+    from tenancy.migrate.tracks import load_tracks
+    from tenancy.provisioning import TenantExists, create_key, create_tenant
+
     try:
         blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
         return (await create_tenant(engine, blueprint, slug, "Demo")).api_key

@@ -6,28 +6,18 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import asyncpg
 import typer
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from service.cli.common import EXPECTED_ERRORS, fail, first_line, owner_engine
+from service.cli.common import EXPECTED_ERRORS, begin_work, fail, first_line, owner_engine
 from service.paths import ALEMBIC_INI
-from tenancy.database import database_url
-from tenancy.migrate.lock import MigrationInProgress
-from tenancy.migrate.preview import print_sql
-from tenancy.migrate.progress import reporter_for
-from tenancy.migrate.results import LockPolicy, Summary
-from tenancy.migrate.run import RunOptions, migrate_fleet
-from tenancy.migrate.status import FleetStatus, fleet_status
-from tenancy.migrate.tracks import load_tracks
-from tenancy.observability.migrate_runs import record_migrate_run
-from tenancy.settings import get_settings
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
+    from tenancy.migrate.results import Summary
+    from tenancy.migrate.status import FleetStatus
 
 T = TypeVar("T")
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
-"""The database refused or went away: one line, exit 1 (every tenant is whole either way)."""
 BEHIND_SHOWN = 20
 
 app = typer.Typer(help="Migrate the shared schema and every tenant schema.")
@@ -80,9 +70,16 @@ def migrate(
     """Bring the shared schema to head, then every tenant (or --tenant ones) to --to."""
     if ctx.invoked_subcommand is not None:
         return
+    from tenancy.migrate.progress import reporter_for
+    from tenancy.migrate.results import LockPolicy
+    from tenancy.migrate.run import RunOptions, migrate_fleet
+    from tenancy.migrate.tracks import load_tracks
+
     tracks = load_tracks(config)
     slugs = tuple(tenant or ())
     if sql:
+        from tenancy.migrate.preview import print_sql
+
         _run(lambda url: print_sql(url, tracks, to, slugs, sys.stdout))
         return
     options = RunOptions(
@@ -102,6 +99,9 @@ def migrate(
 @app.command("status")
 def status(as_json: Json = False, config: Config = ALEMBIC_INI) -> None:
     """How many tenants sit at each revision, which are behind, and the shared schema's revision."""
+    from tenancy.migrate.status import fleet_status
+    from tenancy.migrate.tracks import load_tracks
+
     tracks = load_tracks(config)
     fleet: FleetStatus = _run(lambda url: fleet_status(url, tracks))
     if as_json:
@@ -113,6 +113,10 @@ def status(as_json: Json = False, config: Config = ALEMBIC_INI) -> None:
 
 def migrate_all() -> None:
     """Everything to head with the defaults (what `make run` does before serving)."""
+    from tenancy.migrate.progress import reporter_for
+    from tenancy.migrate.run import RunOptions, migrate_fleet
+    from tenancy.migrate.tracks import load_tracks
+
     tracks = load_tracks(ALEMBIC_INI)
     reporter = reporter_for(sys.stdout)
     summary: Summary = _run(lambda url: migrate_fleet(url, tracks, RunOptions(), reporter))
@@ -121,9 +125,12 @@ def migrate_all() -> None:
         raise typer.Exit(1)
 
 
-def _record(summary: Summary) -> None:
+def _record(summary: "Summary") -> None:
     """Best effort, for /metrics: an unreachable registry records nothing and the run's own
     outcome stands."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tenancy.observability.migrate_runs import record_migrate_run
 
     async def main() -> None:
         async with owner_engine() as engine, engine.begin() as conn:
@@ -136,18 +143,31 @@ def _record(summary: Summary) -> None:
 
 def _run(main: Callable[[str], Awaitable[T]]) -> T:
     """Run against the configured database; expected errors are one line on stderr, exit 1."""
+    from tenancy.database import database_url
+    from tenancy.migrate.lock import MigrationInProgress
+    from tenancy.settings import get_settings
+
+    begin_work()
 
     async def with_url() -> T:
         return await main(await database_url(get_settings()))
 
     try:
         return asyncio.run(with_url())
-    except (MigrationInProgress, *DATABASE_ERRORS, *EXPECTED_ERRORS) as exc:
+    except (MigrationInProgress, *database_errors(), *EXPECTED_ERRORS) as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits
 
 
-def _status_lines(fleet: FleetStatus) -> list[str]:
+def database_errors() -> tuple[type[Exception], ...]:
+    """The database refused or went away: one line, exit 1 (every tenant is whole either way)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+
+
+def _status_lines(fleet: "FleetStatus") -> list[str]:
     lines = [
         f"shared schema: {fleet.shared_revision or 'base'} (head {fleet.shared_head})",
         f"tenants: {fleet.tenants} (tenant head {fleet.tenant_head})",

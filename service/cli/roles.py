@@ -3,9 +3,6 @@
 import typer
 
 from service.cli.common import fail, owner_engine, run
-from tenancy.database import runtime_login
-from tenancy.roles import RUNTIME_GROUP, RoleSetup, RoleSetupError, setup_roles
-from tenancy.settings import get_settings
 
 app = typer.Typer(help="Set up the database roles.", no_args_is_help=True)
 
@@ -14,6 +11,10 @@ app = typer.Typer(help="Set up the database roles.", no_args_is_help=True)
 def roles_setup() -> None:
     """As the owner (TENANTRY_OWNER_DATABASE_URL), after `tenantry migrate`: create the API's
     role named in TENANTRY_DATABASE_URL (if absent) and grant it rows in tenant schemas only."""
+    from tenancy.database import runtime_login
+    from tenancy.roles import RUNTIME_GROUP, RoleSetup, RoleSetupError, setup_roles
+    from tenancy.settings import get_settings
+
     login_role, password = runtime_login(get_settings())
 
     async def main() -> RoleSetup:

@@ -4,19 +4,16 @@ import json
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service.cli.common import fail, run_with_engine
-from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
-from tenancy.lifecycle.archive import archive_tenant, purge_tenant, restore_tenant
-from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
-from tenancy.lifecycle.status import resume_tenant, suspend_tenant
-from tenancy.lifecycle.transfer import export_tenant, import_tenant
-from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
+
+if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
+    from tenancy.lifecycle.inventory import TenantSummary
+    from tenancy.provisioning import CreatedTenant
 
 app = typer.Typer(help="Create, list, suspend, archive, restore, export and import tenants.")
 
@@ -31,14 +28,18 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 @app.command("create")
 def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None:
     """Create a tenant (schema, tables at head, first API key); prints the key once."""
-    tracks = load_tracks(ALEMBIC_INI)
-    created = run_with_engine(lambda e: create_tenant(e, tenant_blueprint(tracks), slug, name))
+    from service.onboarding import tenant_blueprint
+    from tenancy.provisioning import create_tenant
+
+    blueprint = tenant_blueprint(ALEMBIC_INI)  # no Alembic while its stamp is cached
+    created = run_with_engine(lambda e: create_tenant(e, blueprint, slug, name))
     _print_created(created, as_json)
 
 
 @app.command("list")
 def tenants_list(as_json: Json = False) -> None:
     """List tenants: slug, status, revision, created, size on disk."""
+    from tenancy.lifecycle.inventory import tenant_inventory
 
     async def inventory(engine):
         async with engine.connect() as conn:
@@ -58,6 +59,8 @@ def tenants_list(as_json: Json = False) -> None:
 @app.command("suspend")
 def tenants_suspend(slug: Slug) -> None:
     """Refuse the tenant's requests (403) on every API process until it is resumed."""
+    from tenancy.lifecycle.status import suspend_tenant
+
     run_with_engine(lambda engine: suspend_tenant(engine, slug))
     typer.echo(f"suspended tenant {slug}: its requests now get 403")
 
@@ -65,6 +68,8 @@ def tenants_suspend(slug: Slug) -> None:
 @app.command("resume")
 def tenants_resume(slug: Slug) -> None:
     """Serve a suspended tenant again."""
+    from tenancy.lifecycle.status import resume_tenant
+
     run_with_engine(lambda engine: resume_tenant(engine, slug))
     typer.echo(f"resumed tenant {slug}")
 
@@ -74,6 +79,8 @@ def tenants_drop(slug: Slug, yes: Yes = False) -> None:
     """Archive a tenant: schema renamed out of reach, keys revoked; `restore` undoes it."""
     if not yes:
         fail(f"not dropping {slug!r} without --yes (it archives the schema and revokes its keys)")
+    from tenancy.lifecycle.archive import archive_tenant
+
     change = run_with_engine(lambda engine: archive_tenant(engine, slug))
     typer.echo(
         f"archived tenant {slug}: schema {change.schema} is now {change.archived_schema}, "
@@ -84,6 +91,9 @@ def tenants_drop(slug: Slug, yes: Yes = False) -> None:
 @app.command("restore")
 def tenants_restore(slug: Slug) -> None:
     """Undo a drop: the schema comes back (brought to head) with the keys the drop revoked."""
+    from tenancy.lifecycle.archive import restore_tenant
+    from tenancy.migrate.tracks import load_tracks
+
     tracks = load_tracks(ALEMBIC_INI)
     change = run_with_engine(lambda engine: restore_tenant(engine, tracks, slug))
     typer.echo(
@@ -97,6 +107,8 @@ def tenants_purge(slug: Slug, yes: Yes = False) -> None:
     """Drop an archived tenant's schema and registry row for good (the slug becomes free)."""
     if not yes:
         fail(f"not purging {slug!r} without --yes (its archived data is deleted for good)")
+    from tenancy.lifecycle.archive import purge_tenant
+
     dropped = run_with_engine(lambda engine: purge_tenant(engine, slug))
     typer.echo(f"purged tenant {slug}: schema {dropped} dropped")
 
@@ -106,6 +118,8 @@ def tenants_export(
     slug: Slug, file: Annotated[Path, typer.Argument(help="Archive to write", dir_okay=False)]
 ) -> None:
     """Write the tenant's schema and data to FILE (pg_dump custom format)."""
+    from tenancy.lifecycle.transfer import export_tenant
+
     exported = run_with_engine(lambda engine: export_tenant(engine, slug, file))
     typer.echo(f"exported tenant {slug} ({exported.schema}) to {file}, {exported.size_bytes} bytes")
 
@@ -118,12 +132,15 @@ def tenants_import(
     as_json: Json = False,
 ) -> None:
     """Create a tenant from an export, under its old slug or --as a new one; prints a new key."""
+    from tenancy.lifecycle.transfer import import_tenant
+    from tenancy.migrate.tracks import load_tracks
+
     tracks = load_tracks(ALEMBIC_INI)
     created = run_with_engine(lambda e: import_tenant(e, tracks, file, as_slug, name))
     _print_created(created, as_json)
 
 
-def _print_created(created: CreatedTenant, as_json: bool) -> None:
+def _print_created(created: "CreatedTenant", as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(asdict(created)))
         return
@@ -131,7 +148,7 @@ def _print_created(created: CreatedTenant, as_json: bool) -> None:
     typer.echo(f"API key (shown once): {created.api_key}")
 
 
-def _cells(row: TenantSummary) -> tuple[str, str, str, str, str]:
+def _cells(row: "TenantSummary") -> tuple[str, str, str, str, str]:
     return (
         row.slug,
         row.status,

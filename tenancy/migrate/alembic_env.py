@@ -4,10 +4,10 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, select
 
+from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.migrate.lock import held_by
 from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
-from tenancy.provisioning import UnknownTenant
 from tenancy.registry import IS_LIVE, tenants
 
 AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")

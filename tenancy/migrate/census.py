@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.migrate.connections import side_by_side
 from tenancy.naming import REGISTRY_SCHEMA, checked_schema, quote_schema
-from tenancy.provisioning import UnknownTenant
 
 CHUNK = 250
 """Version tables per query: keeps the locks one statement holds well under the lock table."""

@@ -4,18 +4,6 @@ machines (one record per tenant, then the totals)."""
 import json
 from typing import Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-
 from tenancy.migrate.results import Outcome, Summary, TenantResult
 
 
@@ -33,7 +21,11 @@ class Reporter(Protocol):
 def reporter_for(stream: TextIO, *, as_json: bool = False) -> Reporter:
     if as_json:
         return JsonReporter(stream)
-    if stream.isatty():
+    if stream.isatty():  # Rich only then: a log or a pipe never pays for importing it
+        from rich.console import Console
+
+        from tenancy.migrate.progress_rich import RichReporter
+
         return RichReporter(Console(file=stream))
     return PlainReporter(stream)
 
@@ -106,49 +98,3 @@ class JsonReporter:
     def finished(self, summary: Summary) -> None:
         self.stream.write(json.dumps({"totals": summary.totals()}) + "\n")
         self.stream.flush()
-
-
-class _Rate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:,.0f} tenants/s" if task.speed else "", style="progress.data")
-
-
-class RichReporter:
-    """A live bar: done of total, failures, rate and ETA; failures are printed as they come."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.progress = Progress(
-            TextColumn("migrating"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]} failed"),
-            _Rate(),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        self.task = self.progress.add_task("tenants", total=0, failed=0)
-        self.failed = 0
-
-    def shared(self, from_rev: str | None, to_rev: str | None) -> None:
-        self.console.print(shared_line(from_rev, to_rev), markup=False)
-
-    def planned(self, pending: int) -> None:
-        if not pending:
-            return
-        if not self.progress.live.is_started:
-            self.progress.start()
-        self.progress.update(self.task, total=self.progress.tasks[0].completed + pending)
-
-    def tenant(self, result: TenantResult) -> None:
-        if result.outcome is Outcome.CURRENT:
-            return
-        if result.outcome is Outcome.FAILED:
-            self.failed += 1
-            self.progress.console.print(Text(tenant_line(result), style="red"))
-        self.progress.update(self.task, advance=1, failed=self.failed)
-
-    def finished(self, summary: Summary) -> None:
-        self.progress.stop()
-        for line in summary_lines(summary):
-            self.console.print(line, markup=False, highlight=False)

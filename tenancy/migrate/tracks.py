@@ -2,19 +2,23 @@
 
 The tenant track is the default `[alembic]` section of alembic.ini (so `alembic revision` writes
 tenant revisions); the shared registry track is the `[shared]` section.
+
+Alembic is imported by the functions that use it, not with this module: onboarding names Tracks
+without needing Alembic when the head script is cached (tenancy.lifecycle.build.head_ddl).
 """
+
+from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from alembic.config import Config
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING
 
 from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
 from tenancy.session import SET_TENANT_SEARCH_PATH
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import Connection
 
 SHARED_SECTION = "shared"
 
@@ -34,6 +38,9 @@ class Tracks:
 
 
 def load_tracks(alembic_ini: Path) -> Tracks:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     return Tracks(
         tenant=ScriptDirectory.from_config(Config(alembic_ini)),
         shared=ScriptDirectory.from_config(Config(alembic_ini, ini_section=SHARED_SECTION)),
@@ -67,6 +74,9 @@ def run_track(
     downgrade: bool = False,
 ) -> None:
     """Run one track to `target` inside the caller's transaction, versioned in version_schema."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(
         connection,
         opts={

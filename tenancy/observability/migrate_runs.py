@@ -8,12 +8,15 @@ the last run from there. Call record_migrate_run() at the end of any run, failed
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.registry import migrate_runs
+
+if TYPE_CHECKING:  # prometheus_client is for the API's /metrics, not for `tenantry migrate`
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 async def record_migrate_run(
@@ -36,7 +39,13 @@ class MigrateRunTotals:
     last_duration: float | None
     last_tenants_failed: int | None
 
-    def metric_families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def metric_families(self) -> Iterator["CounterMetricFamily | GaugeMetricFamily"]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            SummaryMetricFamily,
+        )
+
         runs = CounterMetricFamily(
             "tenantry_migrate_runs", "Migrate runs recorded in the registry.", labels=["outcome"]
         )

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.build import run_script
-from tenancy.migrate.render import cached_sql
 from tenancy.migrate.tracks import Tracks
 
 
@@ -16,4 +15,6 @@ class ReplayScript:
     tracks: Tracks
 
     async def build(self, conn: AsyncConnection, schema: str) -> None:
+        from tenancy.migrate.render import cached_sql
+
         await run_script(conn, cached_sql(self.tracks.tenant, None, self.tracks.tenant_head))
