@@ -122,7 +122,8 @@ async def test_not_ready_while_the_shared_schema_is_one_revision_behind(fresh, t
         result = await asyncio.to_thread(run_alembic, *args, env=env)
         assert result.returncode == 0, result.stderr
     behind = tracks.shared.get_revision(tracks.shared_head).down_revision
-    app = create_app(make_settings(env["TENANTRY_DATABASE_URL"]))
+    # no reuse of the last check: the second probe must see the upgrade, however fast it was
+    app = create_app(make_settings(env["TENANTRY_DATABASE_URL"], readiness_cache_seconds=0))
     async with running_server(app) as base_url, client(base_url) as http:
         not_ready = await http.get("/readyz")
         upgraded = await asyncio.to_thread(run_alembic, "upgrade", "head", env=env)
