@@ -65,6 +65,12 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
+def process_behind(detail: str) -> Problem:
+    """This API process's code is older than the deployed revisions (or the tenant's): it
+    refuses to build a tenant it would stamp wrongly; a restarted process can."""
+    return Problem(503, "process-behind", "This process is behind the deployed migrations", detail)
+
+
 def rate_limited(retry_after: str) -> Problem:
     return Problem(
         429,
@@ -107,7 +113,8 @@ PROBLEM_STATUSES: dict[int, str] = {
     422: "Invalid input (`validation-error`, with `errors`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
-    503: "Not ready (`not-ready`)",
+    503: "Not ready (`not-ready`), or this process is older than the deployed migrations "
+    "(`process-behind`)",
 }
 
 

@@ -22,6 +22,7 @@ from tenancy.migrate.results import LockPolicy, Summary
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.status import FleetStatus, fleet_status
 from tenancy.migrate.tracks import load_tracks
+from tenancy.migrate.verify import Drift, verify_fleet
 from tenancy.observability.migrate_runs import record_migrate_run
 from tenancy.settings import get_settings
 
@@ -100,15 +101,41 @@ def migrate(
 
 
 @app.command("status")
-def status(as_json: Json = False, config: Config = ALEMBIC_INI) -> None:
+def status(
+    as_json: Json = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also compare each tenant's catalog with what its stamped revision builds; "
+            "exit 1 when one differs or cannot be checked",
+        ),
+    ] = False,
+    config: Config = ALEMBIC_INI,
+) -> None:
     """How many tenants sit at each revision, which are behind, and the shared schema's revision."""
     tracks = load_tracks(config)
     fleet: FleetStatus = _run(lambda url: fleet_status(url, tracks))
+    drifted: list[Drift] = []
+    if verify and fleet.shared_revision is not None:
+        drifted = _run(lambda url: verify_fleet(url, tracks))
     if as_json:
-        typer.echo(json.dumps(fleet.record()))
-        return
-    for line in _status_lines(fleet):
-        typer.echo(line)
+        record = fleet.record()
+        if verify:
+            record["drifted"] = [drift.record() for drift in drifted]
+        typer.echo(json.dumps(record))
+    else:
+        for line in _status_lines(fleet):
+            typer.echo(line)
+        for drift in drifted:
+            typer.echo(drift.line())
+        if verify:
+            typer.echo(
+                f"verified: {fleet.tenants - len(fleet.problems) - len(drifted)} match their "
+                f"revision, {len(drifted)} drifted, {len(fleet.problems)} not checkable"
+            )
+    if verify and (drifted or fleet.problems):
+        raise typer.Exit(1)
 
 
 def migrate_all() -> None:

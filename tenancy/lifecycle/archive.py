@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.catchup import bring_to_head
+from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
 from tenancy.lifecycle.errors import TenantStateConflict
 from tenancy.lifecycle.records import locked_tenant
 from tenancy.migrate.tracks import Tracks
@@ -55,7 +55,9 @@ async def archive_tenant(engine: AsyncEngine, slug: str) -> ArchiveChange:
 
 async def restore_tenant(engine: AsyncEngine, tracks: Tracks, slug: str) -> ArchiveChange:
     """Back under its tenant schema name, at head, with its old status and the keys the archive
-    revoked (keys revoked before the archive stay revoked)."""
+    revoked (keys revoked before the archive stay revoked). Raises ProcessBehind when this
+    process's revisions are older than the deployed ones or the tenant's."""
+    refuse_if_behind(tracks)
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
         archived = tenant.archived_in()

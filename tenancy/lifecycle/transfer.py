@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.catchup import bring_to_head
+from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
 from tenancy.lifecycle.errors import LifecycleError, TenantExists, UnknownTenant
 from tenancy.lifecycle.pgtools import pg_tool, server_major
 from tenancy.migrate.tracks import Tracks
@@ -102,6 +102,7 @@ async def import_tenant(
     slug: str | None = None,
     display_name: str | None = None,
 ) -> CreatedTenant:
+    refuse_if_behind(tracks)
     async with engine.connect() as conn:
         major = await server_major(conn)
     restore, psql = pg_tool("pg_restore", major, engine.url), pg_tool("psql", major, engine.url)
