@@ -154,7 +154,7 @@ def _record(summary: Summary) -> None:
 
     async def main() -> None:
         async with owner_engine() as engine, engine.begin() as conn:
-            failed = len(summary.failures)
+            failed = len(summary.failures) + len(summary.missing)
             await record_migrate_run(conn, summary.seconds, not summary.ok, failed)
 
     with contextlib.suppress(OSError, SQLAlchemyError):

@@ -4,6 +4,7 @@ to when this process's code is older than what is deployed."""
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import LifecycleError, ProcessBehind
@@ -33,7 +34,9 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
 
     Archived schemas are skipped by `migrate`, and an export may come from older code. A schema
     at a revision this process does not know raises ProcessBehind when the revisions on disk
-    know it (newer code wrote it), SchemaNotUpgradable when nobody does.
+    know it (newer code wrote it), SchemaNotUpgradable when nobody does or when a revision fails
+    on it (a schema without a version table gets every revision replayed onto its tables); the
+    caller's transaction is then rolled back with everything else.
     """
     await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
     try:
@@ -46,6 +49,12 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
                 f"{tracks.tenant_head}): restart it, or use an up-to-date process"
             ) from None
         raise SchemaNotUpgradable(f"cannot bring {schema} to head: {exc}") from None
+    except DBAPIError as exc:  # e.g. no version table, so every revision replays onto its tables
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig or exc  # asyncpg's own error
+        line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise SchemaNotUpgradable(
+            f"cannot bring {schema} to head: {type(cause).__name__}: {line}"
+        ) from None
 
 
 async def _revision_of(conn: AsyncConnection, schema: str) -> str | None:

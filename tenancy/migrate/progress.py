@@ -44,10 +44,12 @@ def summary_lines(summary: Summary) -> list[str]:
         f"migrated {summary.count(Outcome.MIGRATED)}, "
         f"already current {summary.count(Outcome.CURRENT)}, "
         f"failed {summary.count(Outcome.FAILED)}, "
-        f"skipped {summary.count(Outcome.SKIPPED)} "
-        f"in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
+        f"skipped {summary.count(Outcome.SKIPPED)}"
+        + (f", missing {len(summary.missing)}" if summary.missing else "")
+        + f" in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
     ]
     lines += [f"  failed {r.tenant.slug}: {r.error}" for r in summary.failures]
+    lines += [f"  missing {r.tenant.slug}: {r.error}" for r in summary.missing]
     return lines
 
 
@@ -63,6 +65,8 @@ def tenant_line(result: TenantResult) -> str:
         move = f"at {result.from_rev or 'base'}"  # could not even be planned
     if result.outcome is Outcome.FAILED:
         return f"failed {result.tenant.slug} {move}: {result.error}"
+    if result.outcome is Outcome.MISSING:
+        return f"missing {result.tenant.slug}: {result.error}"
     return f"{result.outcome} {result.tenant.slug} {move} ({result.seconds * 1000:.1f} ms)"
 
 
@@ -143,7 +147,7 @@ class RichReporter:
     def tenant(self, result: TenantResult) -> None:
         if result.outcome is Outcome.CURRENT:
             return
-        if result.outcome is Outcome.FAILED:
+        if result.outcome in (Outcome.FAILED, Outcome.MISSING):
             self.failed += 1
             self.progress.console.print(Text(tenant_line(result), style="red"))
         self.progress.update(self.task, advance=1, failed=self.failed)
