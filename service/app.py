@@ -23,6 +23,7 @@ from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
 from tenancy.replay import ReplayStaleStatements
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
+from tenancy.vanished import VanishedSchemas
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,10 @@ def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
     """Outermost first: RequestObserver -> BodySizeLimit -> TenantMiddleware ->
-    RateLimitMiddleware -> ReplayStaleStatements (replays the route only) -> routes."""
+    RateLimitMiddleware -> VanishedSchemas (a schema gone mid-flight: 401/403/503 or run again)
+    -> ReplayStaleStatements (replays the route only) -> routes."""
     app.add_middleware(ReplayStaleStatements)
+    app.add_middleware(VanishedSchemas)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(

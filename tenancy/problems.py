@@ -65,6 +65,16 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
+def tenant_unavailable() -> Problem:
+    """The tenant is admitted but its schema is not there (dropped by hand, mid-move)."""
+    return Problem(
+        503,
+        "tenant-unavailable",
+        "This tenant's data is not available",
+        "Its schema is missing or being moved; retry later.",
+    )
+
+
 def process_behind(detail: str) -> Problem:
     """This API process's code is older than the deployed revisions (or the tenant's): it
     refuses to build a tenant it would stamp wrongly; a restarted process can."""
@@ -113,7 +123,8 @@ PROBLEM_STATUSES: dict[int, str] = {
     422: "Invalid input (`validation-error`, with `errors`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
-    503: "Not ready (`not-ready`), or this process is older than the deployed migrations "
+    503: "Not ready (`not-ready`), the tenant's schema is missing or being moved "
+    "(`tenant-unavailable`), or this process is older than the deployed migrations "
     "(`process-behind`)",
 }
 
