@@ -4,7 +4,8 @@ connection (issue 13): a request completes, or gets a defined problem+json.
 The deterministic cases stop the registry listener, so that the server keeps admitting the
 tenant from its cache after the change (the window NOTIFY normally closes in milliseconds is
 held open): the request then meets a schema that was renamed or dropped. The soak test runs
-real concurrent traffic through every lifecycle change at once.
+real concurrent traffic through every lifecycle change in turn: suspend, resume, key revoke,
+archive, restore, export, the schema dropped by hand, archive, purge, import.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ import contextlib
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -23,6 +25,7 @@ from tenancy.lifecycle.api_keys import create_key, revoke_key
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant, restore_tenant
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
+from tenancy.lifecycle.transfer import export_tenant, import_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
@@ -156,9 +159,10 @@ class Traffic:
 
 
 async def test_lifecycle_changes_racing_with_traffic_never_give_a_500_or_a_dropped_connection(
-    database: str, engine: AsyncEngine, blueprint: TenantBlueprint, tracks: Tracks
+    database: str, engine: AsyncEngine, blueprint: TenantBlueprint, tracks: Tracks, tmp_path: Path
 ) -> None:
     slug = "race-" + secrets.token_hex(4)
+    dump = tmp_path / "race.dump"
     tenant = await create_tenant(engine, blueprint, slug)
     second = await create_key(engine, slug)
     settings = make_settings(database, pool_size=4, max_overflow=0)
@@ -172,9 +176,11 @@ async def test_lifecycle_changes_racing_with_traffic_never_give_a_500_or_a_dropp
                 (lambda: revoke_key(engine, second.key_id), 401),
                 (lambda: archive_tenant(engine, slug), 401),
                 (lambda: restore_tenant(engine, tracks, slug), 200),
+                (lambda: export_tenant(engine, slug, dump), 200),
                 (lambda: drop_by_hand(engine, tenant.schema), 503),
                 (lambda: archive_tenant(engine, slug), 401),
                 (lambda: purge_tenant(engine, slug), 401),
+                (lambda: import_tenant(engine, tracks, dump, slug), 401),  # a new key
             ]
             for step, then in steps:
                 await traffic.until(20)

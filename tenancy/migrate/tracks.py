@@ -6,6 +6,7 @@ tenant revisions); the shared registry track is the `[shared]` section.
 
 import contextlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -54,9 +55,12 @@ class Tracks:
         Cheap when nothing changed (one stat per revision file); reads the revisions again only
         when a file was added, removed or rewritten since the load.
         """
-        if self.source is None or revision_files(self.tenant) == self.fingerprint:
+        if self.source is None:
             return None
-        head = _single_head(ScriptDirectory.from_config(Config(self.source)))
+        files = revision_files(self.tenant)
+        if files == self.fingerprint:
+            return None
+        head = _head_on_disk(self.source, files)
         return None if head == self.tenant_head else head
 
     def knows_on_disk(self, revision: str) -> bool:
@@ -79,6 +83,12 @@ def load_tracks(alembic_ini: Path) -> Tracks:
     for script in (tenant, shared):
         script.revision_map.heads  # noqa: B018 - loads every revision now, not on first use
     return Tracks(tenant, shared, Path(alembic_ini), fingerprint)
+
+
+@lru_cache(maxsize=8)
+def _head_on_disk(source: Path, files: Fingerprint) -> str:
+    """The tenant head of the revisions on disk, read once per state of their files."""
+    return _single_head(ScriptDirectory.from_config(Config(source)))
 
 
 def revision_files(script: ScriptDirectory) -> Fingerprint:
