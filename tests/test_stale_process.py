@@ -146,7 +146,7 @@ async def test_restore_on_a_process_older_than_the_tenant_says_it_is_behind(
         assert row.json()["status"] == "archived"
 
 
-async def test_restore_of_a_revision_nobody_knows_is_a_conflict_not_a_500(
+async def test_restore_of_a_revision_this_code_does_not_know_says_the_process_is_behind(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     ini = scratch_alembic(tmp_path, [])
@@ -164,6 +164,7 @@ async def test_restore_of_a_revision_nobody_knows_is_a_conflict_not_a_500(
         client(base_url) as http,
     ):
         refused = await http.post(f"/admin/tenants/{tenant.slug}/restore", headers=ADMIN)
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["type"] == "https://tenantry.dev/problems/conflict"
+    # The process of an older image than the one that migrated: its disk knows nothing newer.
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"] == PROCESS_BEHIND
     assert "feedface" in refused.json()["detail"]

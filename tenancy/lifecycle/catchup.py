@@ -8,13 +8,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import LifecycleError, ProcessBehind
+from tenancy.migrate.targets import UnknownRevision, revision_of
 from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import quote_schema
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 
 class SchemaNotUpgradable(LifecycleError):
-    """The schema's revision is in no history this code or the deployed revisions know."""
+    """A revision failed on the schema (e.g. no version table: every revision replays onto
+    tables that exist)."""
 
 
 def refuse_if_behind(tracks: Tracks) -> None:
@@ -33,28 +35,42 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
     """Real Alembic, in conn's transaction: nothing to do at head, every missing revision else.
 
     Archived schemas are skipped by `migrate`, and an export may come from older code. A schema
-    at a revision this process does not know raises ProcessBehind when the revisions on disk
-    know it (newer code wrote it), SchemaNotUpgradable when nobody does or when a revision fails
-    on it (a schema without a version table gets every revision replayed onto its tables); the
-    caller's transaction is then rolled back with everything else.
+    at a revision this process does not know raises ProcessBehind: newer code wrote it (a deploy
+    put it on this disk, or this process runs an older image than the one that migrated), and
+    only a process that knows it can bring the schema to head. SchemaNotUpgradable when a
+    revision fails on it. Either way the caller's transaction is rolled back with everything.
     """
     await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
     try:
         await conn.run_sync(run_track, tracks.tenant, schema)
     except (CommandError, RevisionError) as exc:
         revision = await _revision_of(conn, schema)
-        if revision is not None and tracks.knows_on_disk(revision):
-            raise ProcessBehind(
-                f"{schema} is at revision {revision}, newer than this process's code (head "
-                f"{tracks.tenant_head}): restart it, or use an up-to-date process"
-            ) from None
-        raise SchemaNotUpgradable(f"cannot bring {schema} to head: {exc}") from None
+        if revision is None or _knows(tracks, revision):
+            raise SchemaNotUpgradable(f"cannot bring {schema} to head: {exc}") from None
+        where = (
+            "a deploy put it on disk since this process started: restart it"
+            if revision is not None and tracks.knows_on_disk(revision)
+            else "nor do the revisions on this machine: use a process running the code that "
+            "wrote it"
+        )
+        raise ProcessBehind(
+            f"{schema} is at revision {revision}, which this process does not know "
+            f"(its head is {tracks.tenant_head}); {where}"
+        ) from None
     except DBAPIError as exc:  # e.g. no version table, so every revision replays onto its tables
         cause = getattr(exc.orig, "__cause__", None) or exc.orig or exc  # asyncpg's own error
         line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise SchemaNotUpgradable(
             f"cannot bring {schema} to head: {type(cause).__name__}: {line}"
         ) from None
+
+
+def _knows(tracks: Tracks, revision: str) -> bool:
+    try:
+        revision_of(tracks.tenant, revision)
+    except UnknownRevision:
+        return False
+    return True
 
 
 async def _revision_of(conn: AsyncConnection, schema: str) -> str | None:
