@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenancy import problems
 from tenancy.keys import key_matches
 from tenancy.registry import ResolvedTenant
-from tenancy.replay import _replaying
 from tenancy.runtime import STATE_KEY, Tenancy
 
 log = logging.getLogger(__name__)
@@ -91,6 +90,18 @@ async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | 
         return problems.tenant_unavailable()
     scope["state"]["tenant"] = fresh
     return None
+
+
+def _replaying(received: list[Message], receive: Receive) -> Receive:
+    """The body the first attempt read, then the live channel (for disconnects)."""
+    pending = list(received)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
 
 
 def is_vanished_relation(exc: BaseException) -> bool:
