@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 
 from service.paths import ALEMBIC_INI
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.registry import tenants
+from tests.conftest import RUNTIME_ROLE
 from tests.migrate_support import Fleet
 from tests.support import run_tenantry
 
@@ -40,8 +41,8 @@ class Answer:
     stderr: str
 
 
-def tenantry(fleet: Fleet, *args: str) -> Answer:
-    result: subprocess.CompletedProcess = run_tenantry(*args, env=fleet.env(ALEMBIC_INI))
+def tenantry(fleet: Fleet, *args: str, **env: str) -> Answer:
+    result: subprocess.CompletedProcess = run_tenantry(*args, env=fleet.env(ALEMBIC_INI) | env)
     return Answer(" ".join(args), result.returncode, result.stdout, result.stderr)
 
 
@@ -96,13 +97,22 @@ async def test_every_command_answers_every_broken_tenant_in_one_line(
 ) -> None:
     await broken_fleet(fleet, tracks)
 
-    async def run(*args: str, expected: int) -> Answer:
-        answer = await asyncio.to_thread(tenantry, fleet, *args)
+    async def run(*args: str, expected: int, **env: str) -> Answer:
+        answer = await asyncio.to_thread(tenantry, fleet, *args, **env)
         well_formed(answer, expected)
         return answer
 
     for args in (["tenants", "list"], ["tenants", "list", "--json"], ["limits", "list"]):
         await run(*args, expected=0)
+    runtime = make_url(fleet.url).set(username=RUNTIME_ROLE).render_as_string(hide_password=False)
+    roles = await run(
+        "roles",
+        "setup",
+        expected=0,
+        TENANTRY_OWNER_DATABASE_URL=fleet.url,
+        TENANTRY_DATABASE_URL=runtime,
+    )
+    assert "granted the registry and 4 tenant schema(s)" in roles.stdout  # not the gone one
     await run("migrate", "--sql", expected=0)
     migrated = await run("migrate", expected=1)
     assert "missing gone: schema tenant_gone is missing" in migrated.stdout

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 
 from service.app import create_app
 from service.models import TenantBase
-from tenancy.lifecycle.archive import archive_tenant
+from tenancy.lifecycle.archive import archive_tenant, purge_tenant
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.errors import ProcessBehind
 from tenancy.migrate.tracks import SHARED_SECTION, Tracks, load_tracks, run_track
@@ -144,6 +144,7 @@ async def test_restore_on_a_process_older_than_the_tenant_says_it_is_behind(
         assert refused.json()["type"] == PROCESS_BEHIND
         row = await http.get(f"/admin/tenants/{tenant.slug}", headers=ADMIN)
         assert row.json()["status"] == "archived"
+    await purge_tenant(fleet.engine, tenant.slug)  # the fleet is emptied of live tenants only
 
 
 async def test_restore_of_a_revision_this_code_does_not_know_says_the_process_is_behind(
@@ -168,3 +169,4 @@ async def test_restore_of_a_revision_this_code_does_not_know_says_the_process_is
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"] == PROCESS_BEHIND
     assert "feedface" in refused.json()["detail"]
+    await purge_tenant(fleet.engine, tenant.slug)
