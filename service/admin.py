@@ -17,11 +17,26 @@ from service.onboarding import tenant_blueprint
 from service.schemas import Output, StrictInput
 from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
 from tenancy.lifecycle.archive import archive_tenant, restore_tenant
-from tenancy.lifecycle.errors import TenantExists, TenantStateConflict, UnknownKey, UnknownTenant
+from tenancy.lifecycle.catchup import SchemaNotUpgradable
+from tenancy.lifecycle.errors import (
+    ProcessBehind,
+    SchemaMissing,
+    TenantExists,
+    TenantStateConflict,
+    UnknownKey,
+    UnknownTenant,
+)
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
-from tenancy.problems import Problem, conflict, not_found, problem_responses, unauthorized
+from tenancy.problems import (
+    Problem,
+    conflict,
+    not_found,
+    problem_responses,
+    process_behind,
+    unauthorized,
+)
 from tenancy.provisioning import create_tenant
 from tenancy.runtime import Tenancy
 
@@ -48,13 +63,17 @@ KeyIdPath = Annotated[str, Path(max_length=64, description="The key's id (after 
 
 @asynccontextmanager
 async def lifecycle_problems() -> AsyncIterator[None]:
-    """Lifecycle refusals as problem+json: 404 unknown, 409 wrong state or taken, 422 bad slug."""
+    """Lifecycle refusals as problem+json: 404 unknown, 409 wrong state, taken or a schema that
+    cannot be brought to head, 422 bad slug, 503 `process-behind` when this process's code is
+    older than the deployed revisions or the tenant's (another, restarted process can do it)."""
     try:
         yield
     except (UnknownTenant, UnknownKey) as exc:
         raise Problem(404, "not-found", "Not found", str(exc)) from None
-    except (TenantExists, TenantStateConflict) as exc:
-        raise conflict(str(exc)) from None
+    except (TenantExists, TenantStateConflict, SchemaNotUpgradable, SchemaMissing) as exc:
+        raise conflict(first_line(exc)) from None
+    except ProcessBehind as exc:
+        raise process_behind(str(exc)) from None
     except InvalidSlug as exc:
         raise Problem(422, "invalid-slug", "Invalid tenant slug", str(exc)) from None
 
@@ -115,7 +134,9 @@ class KeyCreated(Output):
 
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], responses=problem_responses(400, 401, 404, 409, 413, 422, 431)
+    prefix="/admin",
+    tags=["admin"],
+    responses=problem_responses(400, 401, 404, 409, 413, 422, 431, 503),
 )
 
 
@@ -207,6 +228,10 @@ async def revoke_key_route(slug: SlugPath, key_id: KeyIdPath, runtime: AdminRunt
         await revoke_key(runtime.owner_engine, key_id, slug=slug)
     await runtime.directory.reload(slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 async def _summary(runtime: Tenancy, slug: str) -> TenantOut:

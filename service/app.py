@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
 from tenancy.replay import ReplayStaleStatements
 from tenancy.runtime import Tenancy
 from tenancy.settings import TenancySettings, get_settings
+from tenancy.vanished import VanishedSchemas
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ PUBLIC_PREFIXES = (
 )
 
 
-def create_app(settings: TenancySettings | None = None) -> FastAPI:
+def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEMBIC_INI) -> FastAPI:
+    """The app; alembic_ini names the revisions it builds tenants at (read once, at start-up,
+    with the models already imported: see tenancy.migrate.tracks.Tracks)."""
     settings = settings or get_settings()
     service_metrics = ServiceMetrics(
         tenant_label=settings.metrics_tenant_label,
@@ -50,7 +54,7 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         description=openapi.DESCRIPTION,
         openapi_tags=openapi.TAGS,
         swagger_ui_parameters={"persistAuthorization": True},
-        lifespan=_lifespan(settings, service_metrics),
+        lifespan=_lifespan(settings, service_metrics, alembic_ini),
     )
     app.state.metrics = service_metrics
     app.state.readiness = health.Readiness(settings.readiness_cache_seconds)
@@ -62,14 +66,14 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
     return app
 
 
-def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics):
+def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics, alembic_ini: Path):
     """Start the runtime before the first request; on shutdown (after in-flight requests have
     finished) stop the metrics' view of the pool and dispose of the pool."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
         runtime = await Tenancy.start(
-            settings, await api_database_url(settings), ALEMBIC_INI, await database_url(settings)
+            settings, await api_database_url(settings), alembic_ini, await database_url(settings)
         )
         app.state.tenancy = runtime  # for introspection; requests use their own state
         service_metrics.bind(runtime.engine)
@@ -86,8 +90,10 @@ def _install_middleware(
     app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
 ) -> None:
     """Outermost first: RequestObserver -> HeaderGuard -> BodySizeLimit -> TenantMiddleware ->
-    RateLimitMiddleware -> ReplayStaleStatements (replays the route only) -> routes."""
+    RateLimitMiddleware -> VanishedSchemas (a schema gone mid-flight: 401/403/503 or run again)
+    -> ReplayStaleStatements (replays the route only) -> routes."""
     app.add_middleware(ReplayStaleStatements)
+    app.add_middleware(VanishedSchemas)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(

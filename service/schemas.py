@@ -67,4 +67,5 @@ def parse_cursor(cursor: str | None) -> int | None:
 
 
 TENANT_PROBLEMS = problem_responses(400, 401, 403, 413, 422, 503)
-"""What any tenant route may answer before or instead of its handler's result."""
+"""What any tenant route may answer before or instead of its handler's result (503: its schema
+is missing, `tenant-unavailable`; no connection free in time, `busy`)."""

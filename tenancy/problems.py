@@ -65,6 +65,22 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
+def tenant_unavailable() -> Problem:
+    """The tenant is admitted but its schema is not there (dropped by hand, mid-move)."""
+    return Problem(
+        503,
+        "tenant-unavailable",
+        "This tenant's data is not available",
+        "Its schema is missing or being moved; retry later.",
+    )
+
+
+def process_behind(detail: str) -> Problem:
+    """This API process's code is older than the deployed revisions (or the tenant's): it
+    refuses to build a tenant it would stamp wrongly; a restarted process can."""
+    return Problem(503, "process-behind", "This process is behind the deployed migrations", detail)
+
+
 def rate_limited(retry_after: str) -> Problem:
     return Problem(
         429,
@@ -109,8 +125,9 @@ PROBLEM_STATUSES: dict[int, str] = {
     431: "More header lines than the server accepts (`too-many-headers`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
-    503: "Not ready (`not-ready`), or no database connection free in time (`busy`, with "
-    "Retry-After)",
+    503: "Not ready (`not-ready`), no database connection free in time (`busy`, with "
+    "Retry-After), the tenant's schema is missing or being moved (`tenant-unavailable`), or "
+    "this process is older than the deployed migrations (`process-behind`)",
 }
 
 

@@ -19,6 +19,7 @@ from tenancy.keys import NewKey, new_api_key
 from tenancy.lifecycle.api_keys import add_key, create_key, revoke_key
 from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint, as_blueprint
 from tenancy.lifecycle.build import run_script
+from tenancy.lifecycle.catchup import refuse_if_behind
 from tenancy.lifecycle.errors import TenantExists, UnknownKey, UnknownTenant
 from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
@@ -92,9 +93,11 @@ async def create_tenant(
     """One transaction: a failure at any step leaves no row, no schema and no key behind.
 
     Pass the blueprint the service builds from its models (the fast path); bare Tracks still
-    work and replay every revision.
+    work and replay every revision. Raises ProcessBehind (nothing created) when a deploy put a
+    newer tenant head on disk than the one this process loaded with its models.
     """
     creation = Creation.of(slug, display_name, blueprint=as_blueprint(blueprint))
+    refuse_if_behind(creation.blueprint.builder.tracks)
     return await run_steps(engine, creation, ONBOARDING_STEPS)
 
 

@@ -134,13 +134,21 @@ async def setup_roles(
     schemas: list[str] = []
     if has_registry:
         await _run_all(conn, registry_grants())
-        schemas = await tenant_schemas(conn)
+        schemas = await _existing(conn, await tenant_schemas(conn))
         for schema in schemas:
             await _run_all(conn, tenant_grants(schema))
     return RoleSetup(login_role, created, len(schemas), bool(has_registry))
 
 
 _TENANTS = f"{REGISTRY_SCHEMA}.tenants"
+_EXISTING = text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)")
+
+
+async def _existing(conn: AsyncConnection, schemas: list[str]) -> list[str]:
+    """The schemas that exist, in order: a registered tenant whose schema was dropped by hand has
+    nothing to grant (`tenantry migrate` reports it, `tenants purge` settles it)."""
+    present = set(await conn.scalars(_EXISTING, {"schemas": schemas}))
+    return [schema for schema in schemas if schema in present]
 
 
 async def _lock_down_database(conn: AsyncConnection, login_role: str) -> None:

@@ -94,12 +94,19 @@ def scratch_alembic(folder: Path, revisions: Sequence[Revision]) -> Path:
         folder / "migrations",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    for revision in revisions:
-        path = folder / "migrations" / "versions" / f"{revision.id}_test.py"
-        path.write_text(_TEMPLATE.format(**vars(revision)))
     ini = folder / "alembic.ini"
     shutil.copyfile(ALEMBIC_INI, ini)
+    for revision in revisions:
+        add_revision(ini, revision)
     return ini
+
+
+def add_revision(ini: Path, revision: Revision) -> Path:
+    """Write one more tenant revision into the scratch copy next to `ini` (a deploy, as a
+    process that already loaded its revisions sees it); returns the file."""
+    path = ini.parent / "migrations" / "versions" / f"{revision.id}_test.py"
+    path.write_text(_TEMPLATE.format(**vars(revision)))
+    return path
 
 
 @dataclass

@@ -16,6 +16,7 @@ from service.paths import ALEMBIC_INI
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
     from tenancy.migrate.results import Summary
     from tenancy.migrate.status import FleetStatus
+    from tenancy.migrate.verify import Drift
 
 T = TypeVar("T")
 BEHIND_SHOWN = 20
@@ -97,18 +98,46 @@ def migrate(
 
 
 @app.command("status")
-def status(as_json: Json = False, config: Config = ALEMBIC_INI) -> None:
+def status(
+    as_json: Json = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also compare each tenant's catalog with what its stamped revision builds; "
+            "exit 1 when one differs or cannot be checked",
+        ),
+    ] = False,
+    config: Config = ALEMBIC_INI,
+) -> None:
     """How many tenants sit at each revision, which are behind, and the shared schema's revision."""
     from tenancy.migrate.status import fleet_status
     from tenancy.migrate.tracks import load_tracks
 
     tracks = load_tracks(config)
     fleet: FleetStatus = _run(lambda url: fleet_status(url, tracks))
+    drifted: list[Drift] = []
+    if verify and fleet.shared_revision is not None:
+        from tenancy.migrate.verify import verify_fleet
+
+        drifted = _run(lambda url: verify_fleet(url, tracks))
     if as_json:
-        typer.echo(json.dumps(fleet.record()))
-        return
-    for line in _status_lines(fleet):
-        typer.echo(line)
+        record = fleet.record()
+        if verify:
+            record["drifted"] = [drift.record() for drift in drifted]
+        typer.echo(json.dumps(record))
+    else:
+        for line in _status_lines(fleet):
+            typer.echo(line)
+        for drift in drifted:
+            typer.echo(drift.line())
+        if verify:
+            typer.echo(
+                f"verified: {fleet.tenants - len(fleet.problems) - len(drifted)} match their "
+                f"revision, {len(drifted)} drifted, {len(fleet.problems)} not checkable"
+            )
+    if verify and (drifted or fleet.problems):
+        raise typer.Exit(1)
 
 
 def migrate_all() -> None:
@@ -134,7 +163,7 @@ def _record(summary: "Summary") -> None:
 
     async def main() -> None:
         async with owner_engine() as engine, engine.begin() as conn:
-            failed = len(summary.failures)
+            failed = len(summary.failures) + len(summary.missing)
             await record_migrate_run(conn, summary.seconds, not summary.ok, failed)
 
     with contextlib.suppress(OSError, SQLAlchemyError):

@@ -82,6 +82,13 @@ def tenants_drop(slug: Slug, yes: Yes = False) -> None:
     from tenancy.lifecycle.archive import archive_tenant
 
     change = run_with_engine(lambda engine: archive_tenant(engine, slug))
+    if change.schema_missing:
+        typer.echo(
+            f"archived tenant {slug}: its schema {change.schema} was already gone, so only its "
+            f"registry row was archived and {change.keys} key(s) revoked; "
+            f"`tenantry tenants purge {slug} --yes` deletes the row"
+        )
+        return
     typer.echo(
         f"archived tenant {slug}: schema {change.schema} is now {change.archived_schema}, "
         f"{change.keys} key(s) revoked; `tenantry tenants restore {slug}` undoes this"
@@ -104,13 +111,17 @@ def tenants_restore(slug: Slug) -> None:
 
 @app.command("purge")
 def tenants_purge(slug: Slug, yes: Yes = False) -> None:
-    """Drop an archived tenant's schema and registry row for good (the slug becomes free)."""
+    """Drop an archived tenant's schema and registry row for good (the slug becomes free); a
+    tenant whose schema is already gone can be purged without archiving it first."""
     if not yes:
         fail(f"not purging {slug!r} without --yes (its archived data is deleted for good)")
     from tenancy.lifecycle.archive import purge_tenant
 
-    dropped = run_with_engine(lambda engine: purge_tenant(engine, slug))
-    typer.echo(f"purged tenant {slug}: schema {dropped} dropped")
+    purged = run_with_engine(lambda engine: purge_tenant(engine, slug))
+    if purged.schema_missing:
+        typer.echo(f"purged tenant {slug}: {purged.schema} was already gone; registry row deleted")
+        return
+    typer.echo(f"purged tenant {slug}: schema {purged.schema} dropped")
 
 
 @app.command("export")

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.catchup import bring_to_head
-from tenancy.lifecycle.errors import TenantStateConflict
-from tenancy.lifecycle.records import locked_tenant
+from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
+from tenancy.lifecycle.errors import SchemaMissing, TenantStateConflict
+from tenancy.lifecycle.records import locked_tenant, schema_present
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import archive_schema, quote_archive_schema, quote_schema
 from tenancy.registry import ARCHIVED, announce_change, api_keys, tenants
@@ -25,15 +25,35 @@ class ArchiveChange:
     archived_schema: str
     keys: int
     """Keys revoked by the archive, or brought back by the restore."""
+    schema_missing: bool = False
+    """The archive found no schema to move (dropped by hand): only the registry row changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedTenant:
+    slug: str
+    schema: str
+    """The schema dropped: its archive, or its tenant schema when that was already gone."""
+    schema_missing: bool = False
+    """There was no schema left: only the registry row and its keys were deleted."""
 
 
 async def archive_tenant(engine: AsyncEngine, slug: str) -> ArchiveChange:
+    """Rename the schema out of reach, mark the row archived, revoke the keys, in one
+    transaction. A tenant whose schema is already gone is archived all the same (its row and
+    keys), with `schema_missing` set: there is nothing to keep, and `purge` then deletes it."""
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
         if tenant.is_archived:
             raise TenantStateConflict(f"tenant {slug!r} is already archived")
         archived = archive_schema(tenant.id, slug)
-        await _rename_schema(conn, quote_schema(tenant.schema), quote_archive_schema(archived))
+        missing = not await schema_present(conn, tenant.schema)
+        if not missing:
+            if await schema_present(conn, archived):
+                raise TenantStateConflict(
+                    f"schema {archived} already exists: rename or drop it before archiving"
+                )
+            await _rename_schema(conn, quote_schema(tenant.schema), quote_archive_schema(archived))
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant.id)
@@ -50,15 +70,28 @@ async def archive_tenant(engine: AsyncEngine, slug: str) -> ArchiveChange:
             .values(revoked_at=func.now())
         )
         await announce_change(conn, slug)
-    return ArchiveChange(slug, tenant.schema, archived, revoked.rowcount)
+    return ArchiveChange(slug, tenant.schema, archived, revoked.rowcount, missing)
 
 
 async def restore_tenant(engine: AsyncEngine, tracks: Tracks, slug: str) -> ArchiveChange:
     """Back under its tenant schema name, at head, with its old status and the keys the archive
-    revoked (keys revoked before the archive stay revoked)."""
+    revoked (keys revoked before the archive stay revoked). Raises ProcessBehind when this
+    process's revisions are older than the deployed ones or the tenant's, SchemaMissing when
+    the archive holds no schema (nothing to restore), TenantStateConflict when the tenant
+    schema's name is taken."""
+    refuse_if_behind(tracks)
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
         archived = tenant.archived_in()
+        if not await schema_present(conn, archived):
+            raise SchemaMissing(
+                f"tenant {slug!r} has no schema to restore ({archived} is gone): "
+                f"`tenantry tenants purge {slug} --yes` deletes its registry row"
+            )
+        if await schema_present(conn, tenant.schema):
+            raise TenantStateConflict(
+                f"schema {tenant.schema} already exists: rename or drop it before restoring"
+            )
         await _rename_schema(conn, quote_archive_schema(archived), quote_schema(tenant.schema))
         await bring_to_head(conn, tracks, tenant.schema)
         await conn.execute(
@@ -80,16 +113,29 @@ async def restore_tenant(engine: AsyncEngine, tracks: Tracks, slug: str) -> Arch
     return ArchiveChange(slug, tenant.schema, archived, restored.rowcount)
 
 
-async def purge_tenant(engine: AsyncEngine, slug: str) -> str:
-    """Drop an archived tenant's schema and registry row for good; returns the dropped schema."""
+async def purge_tenant(engine: AsyncEngine, slug: str) -> PurgedTenant:
+    """Drop an archived tenant's schema and registry row for good.
+
+    A tenant that is not archived is refused (TenantStateConflict: archive it first), unless its
+    schema is already gone: then there is no data to protect, and the row and its keys go.
+    """
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
-        archived = tenant.archived_in()
-        quoted = quote_archive_schema(archived)
-        await conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+        if tenant.is_archived:
+            dropped = tenant.archived_in()
+            missing = not await schema_present(conn, dropped)
+            await conn.exec_driver_sql(
+                f"DROP SCHEMA IF EXISTS {quote_archive_schema(dropped)} CASCADE"
+            )
+        elif await schema_present(conn, tenant.schema):
+            raise TenantStateConflict(
+                f"tenant {slug!r} is not archived (archive it first with drop)"
+            )
+        else:
+            dropped, missing = tenant.schema, True
         await conn.execute(delete(tenants).where(tenants.c.id == tenant.id))
         await announce_change(conn, slug)
-    return archived
+    return PurgedTenant(slug, dropped, missing)
 
 
 async def _rename_schema(conn: AsyncConnection, quoted_from: str, quoted_to: str) -> None:

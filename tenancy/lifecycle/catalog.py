@@ -22,12 +22,14 @@ _IN_SCHEMA = "JOIN pg_namespace n ON n.oid = {rel}.{col} WHERE n.nspname = :sche
 
 SECTIONS: dict[str, str] = {
     "schema": """
-        SELECT coalesce(nspacl::text, ''), coalesce(obj_description(oid, 'pg_namespace'), '')
+        SELECT coalesce(nspacl::text, '') AS privileges,
+               coalesce(obj_description(oid, 'pg_namespace'), '')
         FROM pg_namespace WHERE nspname = :schema""",
     "relations": """
         SELECT c.relname, c.relkind::text, c.relpersistence::text, c.relrowsecurity,
                c.relforcerowsecurity, coalesce(array_to_string(c.reloptions, ','), ''),
-               coalesce(obj_description(c.oid, 'pg_class'), ''), coalesce(c.relacl::text, '')
+               coalesce(obj_description(c.oid, 'pg_class'), ''),
+               coalesce(c.relacl::text, '') AS privileges
         FROM pg_class c """
     + _IN_SCHEMA.format(rel="c", col="relnamespace"),
     "columns": """
@@ -36,7 +38,8 @@ SECTIONS: dict[str, str] = {
                a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text,
                a.attgenerated::text, coalesce(co.collname, ''), a.attstorage::text,
-               coalesce(col_description(c.oid, a.attnum), ''), coalesce(a.attacl::text, '')
+               coalesce(col_description(c.oid, a.attnum), ''),
+               coalesce(a.attacl::text, '') AS privileges
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -59,7 +62,7 @@ SECTIONS: dict[str, str] = {
     + _IN_SCHEMA.format(rel="ci", col="relnamespace"),
     "sequences": """
         SELECT c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmax,
-               s.seqmin, s.seqcache, s.seqcycle, pg_sequence_last_value(c.oid),
+               s.seqmin, s.seqcache, s.seqcycle, pg_sequence_last_value(c.oid) AS last_value,
                coalesce(owner.relname || '.' || a.attname, ''), coalesce(dep.deptype::text, '')
         FROM pg_sequence s
         JOIN pg_class c ON c.oid = s.seqrelid
@@ -75,7 +78,7 @@ SECTIONS: dict[str, str] = {
     "functions": """
         SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prokind::text,
                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) ELSE '' END,
-               coalesce(p.proacl::text, '')
+               coalesce(p.proacl::text, '') AS privileges
         FROM pg_proc p """
     + _IN_SCHEMA.format(rel="p", col="pronamespace"),
     "triggers": """
@@ -101,14 +104,36 @@ SECTIONS: dict[str, str] = {
 }
 
 
-async def schema_catalog(conn: AsyncConnection, schema: str) -> Catalog:
-    """Every section of one tenant schema's catalog, with the schema's name factored out."""
+VOLATILE_COLUMNS = frozenset({"privileges", "last_value"})
+"""Columns (by their alias above) that no revision decides: grants depend on when `roles setup`
+ran, a sequence's last value on the rows written. `shape_only` leaves them out."""
+
+
+async def schema_catalog(
+    conn: AsyncConnection, schema: str, *, shape_only: bool = False
+) -> Catalog:
+    """Every section of one tenant schema's catalog, with the schema's name factored out.
+
+    shape_only: without VOLATILE_COLUMNS, to compare a living tenant with the schema its stamped
+    revision describes. A schema without a version table has an empty `alembic_version` section.
+    """
     catalog: Catalog = {}
     for section, sql in SECTIONS.items():
-        rows = await conn.execute(text(sql), {"schema": schema})
-        catalog[section] = {_without_schema_name(tuple(row), schema) for row in rows}
-    version = text(f"SELECT version_num FROM {quote_schema(schema)}.alembic_version")
-    catalog["alembic_version"] = {tuple(row) for row in await conn.execute(version)}
+        result = await conn.execute(text(sql), {"schema": schema})
+        keep = [
+            index
+            for index, name in enumerate(result.keys())
+            if not (shape_only and name in VOLATILE_COLUMNS)
+        ]
+        catalog[section] = {
+            _without_schema_name(tuple(row[i] for i in keep), schema) for row in result
+        }
+    table = f"{quote_schema(schema)}.alembic_version"
+    versioned = await conn.scalar(text("SELECT to_regclass(:table)"), {"table": table})
+    version = text(f"SELECT version_num FROM {table}")
+    catalog["alembic_version"] = (
+        {tuple(row) for row in await conn.execute(version)} if versioned is not None else set()
+    )
     return catalog
 
 

@@ -19,3 +19,12 @@ class UnknownKey(LifecycleError, LookupError):
 
 class TenantStateConflict(LifecycleError):
     """The tenant exists but is in the wrong state for this operation (e.g. archived)."""
+
+
+class ProcessBehind(LifecycleError):
+    """This process's code is older than the revisions deployed on disk (or than the tenant's):
+    it cannot build or bring a tenant to the head every newer process expects. Restart it."""
+
+
+class SchemaMissing(LifecycleError):
+    """The tenant is registered but its schema (or its archive) is not in the database."""

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import TenantStateConflict, UnknownTenant
@@ -36,6 +36,15 @@ class TenantRecord:
                 f"tenant {self.slug!r} is not archived (archive it first with drop)"
             )
         return self.archived_schema
+
+
+async def schema_present(conn: AsyncConnection, schema: str) -> bool:
+    """Whether the database has this schema (a registered tenant's may have been dropped by
+    hand, or lost in a partial restore)."""
+    found = await conn.scalar(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+    )
+    return found is not None
 
 
 async def locked_tenant(conn: AsyncConnection, slug: str) -> TenantRecord:

@@ -19,9 +19,10 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.catchup import bring_to_head
-from tenancy.lifecycle.errors import LifecycleError, TenantExists, UnknownTenant
+from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
+from tenancy.lifecycle.errors import LifecycleError, SchemaMissing, TenantExists, UnknownTenant
 from tenancy.lifecycle.pgtools import pg_tool, server_major
+from tenancy.lifecycle.records import schema_present
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import (
     checked_data_schema,
@@ -67,6 +68,8 @@ async def export_tenant(engine: AsyncEngine, slug: str, file: Path) -> ExportedT
     """A consistent snapshot of the tenant's schema (live or archived), data included."""
     async with engine.connect() as conn:
         schema = await tenant_location(conn, slug)
+        if not await schema_present(conn, schema):
+            raise SchemaMissing(f"tenant {slug!r} has no schema to export ({schema} is gone)")
         pg_dump = pg_tool("pg_dump", await server_major(conn), engine.url)
     await asyncio.to_thread(
         pg_dump.run, "--format=custom", f"--schema={schema}", "--no-owner", f"--file={file}"
@@ -102,6 +105,7 @@ async def import_tenant(
     slug: str | None = None,
     display_name: str | None = None,
 ) -> CreatedTenant:
+    refuse_if_behind(tracks)
     async with engine.connect() as conn:
         major = await server_major(conn)
     restore, psql = pg_tool("pg_restore", major, engine.url), pg_tool("psql", major, engine.url)

@@ -45,6 +45,20 @@ class TenantVersion:
     revision: str | None
     problem: str | None = None
     """Why the revision could not be read (missing schema, several version rows)."""
+    schema_missing: bool = False
+    """The registry names a schema the database does not have (dropped by hand?)."""
+
+
+def missing_schema(tenant: TenantRef) -> TenantVersion:
+    """A registered tenant without its schema, with the commands that settle it."""
+    return TenantVersion(
+        tenant,
+        None,
+        f"schema {tenant.schema} is missing: `tenantry tenants drop {tenant.slug} --yes` "
+        f"archives its registry row, then `tenantry tenants purge {tenant.slug} --yes` "
+        "deletes it",
+        schema_missing=True,
+    )
 
 
 async def registered_tenants(
@@ -79,7 +93,7 @@ async def read_versions(
     for tenant in tenants:
         row = found[tenant.schema]
         if not row["has_schema"]:
-            versions[tenant.schema] = TenantVersion(tenant, None, f"schema {tenant.schema} missing")
+            versions[tenant.schema] = missing_schema(tenant)
         elif not row["has_version_table"]:
             versions[tenant.schema] = TenantVersion(tenant, None)
         else:
@@ -117,7 +131,7 @@ async def _read_one(conn: asyncpg.Connection, tenant: TenantRef) -> TenantVersio
             f"SELECT version_num FROM {quote_schema(tenant.schema)}.alembic_version"
         )
     except asyncpg.InvalidSchemaNameError:
-        return TenantVersion(tenant, None, f"schema {tenant.schema} missing")
+        return missing_schema(tenant)
     except asyncpg.UndefinedTableError:
         return TenantVersion(tenant, None)
     return _version(tenant, [row[0] for row in rows])

@@ -27,6 +27,7 @@ class Unplannable:
     tenant: TenantRef
     revision: str | None
     reason: str
+    schema_missing: bool = False
 
 
 @dataclass
@@ -46,7 +47,9 @@ def make_plan(script: ScriptDirectory, target: str, versions: Iterable[TenantVer
     members: dict[Step, list[TenantRef]] = {}
     for version in versions:
         if version.problem is not None:
-            plan.unplannable.append(Unplannable(version.tenant, None, version.problem))
+            plan.unplannable.append(
+                Unplannable(version.tenant, None, version.problem, version.schema_missing)
+            )
             continue
         if version.revision not in steps:
             steps[version.revision] = _step_or_reason(script, target, version.revision)

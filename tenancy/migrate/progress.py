@@ -36,10 +36,12 @@ def summary_lines(summary: Summary) -> list[str]:
         f"migrated {summary.count(Outcome.MIGRATED)}, "
         f"already current {summary.count(Outcome.CURRENT)}, "
         f"failed {summary.count(Outcome.FAILED)}, "
-        f"skipped {summary.count(Outcome.SKIPPED)} "
-        f"in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
+        f"skipped {summary.count(Outcome.SKIPPED)}"
+        + (f", missing {len(summary.missing)}" if summary.missing else "")
+        + f" in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
     ]
     lines += [f"  failed {r.tenant.slug}: {r.error}" for r in summary.failures]
+    lines += [f"  missing {r.tenant.slug}: {r.error}" for r in summary.missing]
     return lines
 
 
@@ -55,6 +57,8 @@ def tenant_line(result: TenantResult) -> str:
         move = f"at {result.from_rev or 'base'}"  # could not even be planned
     if result.outcome is Outcome.FAILED:
         return f"failed {result.tenant.slug} {move}: {result.error}"
+    if result.outcome is Outcome.MISSING:
+        return f"missing {result.tenant.slug}: {result.error}"
     return f"{result.outcome} {result.tenant.slug} {move} ({result.seconds * 1000:.1f} ms)"
 
 

@@ -51,7 +51,7 @@ class RichReporter:
     def tenant(self, result: TenantResult) -> None:
         if result.outcome is Outcome.CURRENT:
             return
-        if result.outcome is Outcome.FAILED:
+        if result.outcome in (Outcome.FAILED, Outcome.MISSING):
             self.failed += 1
             self.progress.console.print(Text(tenant_line(result), style="red"))
         self.progress.update(self.task, advance=1, failed=self.failed)

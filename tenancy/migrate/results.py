@@ -16,6 +16,8 @@ class Outcome(StrEnum):
     CURRENT = "current"
     FAILED = "failed"
     SKIPPED = "skipped"
+    MISSING = "missing"
+    """Registered, but its schema is gone: nothing to migrate until the operator settles it."""
     MOVED = "moved"
     """Its revision changed between plan and execution: untouched, planned again."""
 
@@ -123,15 +125,22 @@ class Summary:
         return [result for result in self.results if result.outcome is Outcome.FAILED]
 
     @property
+    def missing(self) -> list[TenantResult]:
+        return [result for result in self.results if result.outcome is Outcome.MISSING]
+
+    @property
     def ok(self) -> bool:
-        return not any(r.outcome in (Outcome.FAILED, Outcome.SKIPPED) for r in self.results)
+        bad = (Outcome.FAILED, Outcome.SKIPPED, Outcome.MISSING)
+        return not any(r.outcome in bad for r in self.results)
 
     def totals(self) -> dict[str, object]:
+        """`missing` (registered tenants without a schema) only shows when there are some."""
         return {
             "migrated": self.count(Outcome.MIGRATED),
             "current": self.count(Outcome.CURRENT),
             "failed": self.count(Outcome.FAILED),
             "skipped": self.count(Outcome.SKIPPED),
+            **({"missing": len(self.missing)} if self.missing else {}),
             "seconds": round(self.seconds, 3),
             "shared": {"from": self.shared_from, "to": self.shared_to},
         }

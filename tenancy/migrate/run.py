@@ -113,7 +113,8 @@ class _FleetRun:
             tenant, revision = version.tenant, version.revision
             self._settle(TenantResult(tenant, revision, revision, Outcome.CURRENT))
         for bad in plan.unplannable:
-            self._settle(TenantResult(bad.tenant, bad.revision, None, Outcome.FAILED, bad.reason))
+            outcome = Outcome.MISSING if bad.schema_missing else Outcome.FAILED
+            self._settle(TenantResult(bad.tenant, bad.revision, None, outcome, bad.reason))
         fast = [
             Job(tenant, group.step, sql)
             for group, sql in ((g, self._render(g.step)) for g in plan.groups if not g.live)

@@ -9,7 +9,9 @@ without needing Alembic when the head script is cached (tenancy.lifecycle.build.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +25,25 @@ if TYPE_CHECKING:
 SHARED_SECTION = "shared"
 
 
+Fingerprint = tuple[tuple[str, int, int], ...]
+"""(path, mtime in ns, size) of every revision file of a track, sorted."""
+
+
 @dataclass(frozen=True)
 class Tracks:
+    """Both tracks, read from disk once: their revisions are what this process can build.
+
+    `load_tracks` reads every revision when it is called (Alembic would otherwise read them on
+    first use), so the head a process stamps is the head of the revisions it loaded together with
+    its models at start-up, never one a later deploy put on disk (`disk_head` tells that apart).
+    """
+
     tenant: ScriptDirectory
     shared: ScriptDirectory
+    source: Path | None = field(default=None, compare=False)
+    """The alembic.ini they were read from (None: assembled by hand, never compared to disk)."""
+    fingerprint: Fingerprint = field(default=(), compare=False)
+    """The tenant track's revision files as they were when loaded."""
 
     @property
     def tenant_head(self) -> str:
@@ -36,15 +53,69 @@ class Tracks:
     def shared_head(self) -> str:
         return _single_head(self.shared)
 
+    def disk_head(self) -> str | None:
+        """The tenant head on disk now, when it is not the one loaded; None when it still is.
+
+        Cheap when nothing changed (one stat per revision file); reads the revisions again only
+        when a file was added, removed or rewritten since the load.
+        """
+        if self.source is None:
+            return None
+        files = revision_files(self.tenant)
+        if files == self.fingerprint:
+            return None
+        head = _head_on_disk(self.source, files)
+        return None if head == self.tenant_head else head
+
+    def knows_on_disk(self, revision: str) -> bool:
+        """Whether the tenant revisions on disk now (not this process's) include `revision`."""
+        if self.source is None:
+            return False
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(Config(self.source))
+        try:
+            return script.get_revision(revision) is not None
+        except Exception:  # alembic's CommandError / RevisionError: not a revision it knows
+            return False
+
 
 def load_tracks(alembic_ini: Path) -> Tracks:
+    """Both tracks with every revision read now (see Tracks); the fingerprint is taken first, so
+    a file written while they load shows as a change."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    return Tracks(
-        tenant=ScriptDirectory.from_config(Config(alembic_ini)),
-        shared=ScriptDirectory.from_config(Config(alembic_ini, ini_section=SHARED_SECTION)),
-    )
+    tenant = ScriptDirectory.from_config(Config(alembic_ini))
+    fingerprint = revision_files(tenant)
+    shared = ScriptDirectory.from_config(Config(alembic_ini, ini_section=SHARED_SECTION))
+    for script in (tenant, shared):
+        script.revision_map.heads  # noqa: B018 - loads every revision now, not on first use
+    return Tracks(tenant, shared, Path(alembic_ini), fingerprint)
+
+
+@lru_cache(maxsize=8)
+def _head_on_disk(source: Path, files: Fingerprint) -> str:
+    """The tenant head of the revisions on disk, read once per state of their files."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    return _single_head(ScriptDirectory.from_config(Config(source)))
+
+
+def revision_files(script: ScriptDirectory) -> Fingerprint:
+    """Every revision file of a track with its modification time and size."""
+    found: list[tuple[str, int, int]] = []
+    for location in script._version_locations:
+        if not location.is_dir():
+            continue
+        pattern = "**/*.py" if script.recursive_version_locations else "*.py"
+        for path in location.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):  # removed while we look
+                stat = path.stat()
+                found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(found))
 
 
 def _single_head(script: ScriptDirectory) -> str:

@@ -12,12 +12,20 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenancy.migrate.tracks import Tracks
+
 
 class SchemaBuilder(Protocol):
     """Builds every tenant table at head inside the caller's transaction.
 
-    The schema exists and is the transaction's search_path when build() is called.
+    The schema exists and is the transaction's search_path when build() is called. `tracks` is
+    where the head it stamps comes from: onboarding refuses to build when the head on disk has
+    moved past it (`catchup.refuse_if_behind`); None for a builder that stamps the head on disk
+    as it builds (`head_ddl.CachedHeadDDL`, the CLI's).
     """
+
+    @property
+    def tracks(self) -> Tracks | None: ...
 
     async def build(self, conn: AsyncConnection, schema: str) -> None: ...
 

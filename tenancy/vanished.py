@@ -1,0 +1,136 @@
+"""Pure ASGI: a request admitted to a tenant whose schema vanished meanwhile never gets a 500.
+
+TenantMiddleware admits a request from the process's tenant cache. Between that moment and the
+request's queries the tenant may be archived (its schema renamed), purged, or its schema dropped
+by hand; NOTIFY drops the cached copy within milliseconds, but a request already admitted then
+fails with "relation ... does not exist" (42P01) or "schema ... does not exist" (3F000).
+
+Such a failure, before the response started, leaves nothing behind (the request's one
+transaction was rolled back), so the request is admitted again from a fresh registry read:
+
+- no such tenant any more, or its key no longer valid (archived: keys revoked) -> 401
+  `unauthorized`, what the same request sent now gets;
+- suspended meanwhile -> 403 `tenant-suspended`;
+- still admitted but its schema is gone (dropped by hand) -> 503 `tenant-unavailable`;
+- still admitted and its schema is there (restored meanwhile) -> the request runs once more.
+
+A second failure of the same kind is raised as it is (500): the tenant's tables do not match
+what the code expects (see `tenantry migrate status --verify`).
+"""
+
+import logging
+
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenancy import problems
+from tenancy.keys import key_matches
+from tenancy.registry import ResolvedTenant
+from tenancy.runtime import STATE_KEY, Tenancy
+
+log = logging.getLogger(__name__)
+
+VANISHED_SQLSTATES = frozenset({"42P01", "3F000"})
+"""undefined_table and invalid_schema_name."""
+_SCHEMA_EXISTS = text("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = :schema)")
+
+
+class VanishedSchemas:
+    """Answers an admitted request whose tenant's schema or tables vanished mid-flight with the
+    answer a request sent now would get (401/403/503 problem+json), or runs it once more."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant = scope.get("state", {}).get("tenant") if scope["type"] == "http" else None
+        if tenant is None:
+            await self.app(scope, receive, send)
+            return
+        received: list[Message] = []
+        started = False
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, recording_receive, watching_send)
+            return
+        except Exception as exc:
+            if started or not is_vanished_relation(exc):
+                raise
+            log.warning("tenant %s: %s; admitting the request again", tenant.slug, exc)
+        answer = await readmit(scope, tenant)
+        if answer is not None:
+            await answer.response(headers=_headers_of(answer))(scope, receive, send)
+            return
+        await self.app(scope, _replaying(received, receive), send)
+
+
+async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | None:
+    """The refusal a request sent now would get, or None when it would be admitted again (the
+    fresh tenant replaces the stale one in the request's state)."""
+    runtime: Tenancy = scope["state"][STATE_KEY]
+    runtime.directory.invalidate(admitted.slug)
+    fresh = await runtime.directory.get(admitted.slug)
+    if fresh is None or not key_matches(_bearer_token(scope), fresh.key_hashes):
+        return problems.unauthorized()
+    if not fresh.is_active:
+        return problems.tenant_suspended()
+    async with runtime.engine.connect() as conn:
+        exists = await conn.scalar(_SCHEMA_EXISTS, {"schema": fresh.schema})
+    if not exists:
+        return problems.tenant_unavailable()
+    scope["state"]["tenant"] = fresh
+    return None
+
+
+def _replaying(received: list[Message], receive: Receive) -> Receive:
+    """The body the first attempt read, then the live channel (for disconnects)."""
+    pending = list(received)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+def is_vanished_relation(exc: BaseException) -> bool:
+    """True when exc, or an error it wraps, is PostgreSQL's undefined table or schema."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in VANISHED_SQLSTATES:
+            return True
+        stack += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return False
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    """The last Authorization header's bearer token, as TenantMiddleware read it."""
+    token = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            token = value[7:].decode("latin-1").strip()
+    return token
+
+
+def _headers_of(problem: problems.Problem) -> dict[str, str] | None:
+    if problem.status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if problem.status == 503:
+        return {"Retry-After": "1"}
+    return None
