@@ -78,7 +78,7 @@ async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | 
     """The refusal a request sent now would get, or None when it would be admitted again (the
     fresh tenant replaces the stale one in the request's state)."""
     runtime: Tenancy = scope["state"][STATE_KEY]
-    runtime.directory.invalidate(admitted.slug)
+    await runtime.directory.reload(admitted.slug)  # a fresh registry read, not the map's copy
     fresh = await runtime.directory.get(admitted.slug)
     if fresh is None or not key_matches(_bearer_token(scope), fresh.key_hashes):
         return problems.unauthorized()

@@ -1,14 +1,11 @@
 """Bring a schema that comes back (restore, import) up to the tenant track's head, and refuse
 to when this process's code is older than what is deployed."""
 
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import LifecycleError, ProcessBehind
-from tenancy.migrate.targets import UnknownRevision, revision_of
 from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import quote_schema, tenant_search_path
 from tenancy.session import SET_TENANT_SEARCH_PATH
@@ -43,6 +40,9 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
     only a process that knows it can bring the schema to head. SchemaNotUpgradable when a
     revision fails on it. Either way the caller's transaction is rolled back with everything.
     """
+    from alembic.script.revision import RevisionError  # Alembic only where a schema comes back
+    from alembic.util import CommandError
+
     await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
     try:
         await conn.run_sync(run_track, tracks.tenant, schema)
@@ -69,6 +69,8 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
 
 
 def _knows(tracks: Tracks, revision: str) -> bool:
+    from tenancy.migrate.targets import UnknownRevision, revision_of
+
     try:
         revision_of(tracks.tenant, revision)
     except UnknownRevision:
