@@ -125,6 +125,10 @@ TAMPERED: dict[str, tuple[str, Payload]] = {
         lambda s, o: [f"CREATE INDEX extra ON {s}.todos (created_at)"],
     ),
     "extra table": ("TABLE", lambda s, o: [f"CREATE TABLE {s}.extra (id int)"]),
+    "revision this code does not know": (
+        "not in this code's history",
+        lambda s, o: [f"UPDATE {s}.alembic_version SET version_num = 'f00dfeedbeef'"],
+    ),
     "extra column": ("unknown column", lambda s, o: [f"ALTER TABLE {s}.todos ADD COLUMN x int"]),
 }
 
