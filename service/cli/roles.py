@@ -4,7 +4,7 @@ import typer
 
 from service.cli.common import fail, owner_engine, run
 from tenancy.database import runtime_login
-from tenancy.roles import RUNTIME_GROUP, RoleSetup, RoleSetupError, setup_roles
+from tenancy.roles import RoleSetup, RoleSetupError, setup_roles
 from tenancy.settings import get_settings
 
 app = typer.Typer(help="Set up the database roles.", no_args_is_help=True)
@@ -27,6 +27,6 @@ def roles_setup() -> None:
         raise  # unreachable: fail() exits
     state = "created" if done.created else "existing"
     typer.echo(
-        f"runtime role {done.login_role} ({state}) is a member of {RUNTIME_GROUP}; "
+        f"runtime role {done.login_role} ({state}) is a member of {done.group}; "
         f"granted the registry and {done.tenant_schemas} tenant schema(s)"
     )
