@@ -38,8 +38,8 @@ from service.models import TenantBase
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import (
     asyncpg_dsn,
+    bootstrap_url,
     create_engine,
-    database_url,
     drop_database,
     ensure_database,
 )
@@ -239,7 +239,7 @@ def revisions(tracks: Tracks) -> str:
 
 
 async def main(tenants: int, extra: int, in_place: bool) -> None:
-    configured = await database_url(TenancySettings())
+    configured = await bootstrap_url(TenancySettings())
     url = make_url(configured)
     if not in_place:
         url = url.set(database=f"tenantry_bench_{secrets.token_hex(4)}")

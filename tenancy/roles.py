@@ -19,7 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.naming import REGISTRY_SCHEMA, quote_schema
+from tenancy.naming import (
+    REGISTRY_SCHEMA,
+    is_archive_schema,
+    is_staging_schema,
+    is_tenant_schema,
+    quote_schema,
+)
 from tenancy.registry import tenant_schemas
 
 RUNTIME_GROUP_PREFIX = "tenantry_runtime_"
@@ -176,21 +182,87 @@ async def revoke_runtime(conn: AsyncConnection, quoted_schema: str) -> None:
         await _run_all(conn, revoke_grants(quoted_schema, group))
 
 
+async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | None = None) -> bool:
+    """The owner role, set up by a superuser (the bootstrap connection) in its transaction.
+
+    The owner (LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; created if absent, an
+    existing one keeps its password) owns this database (so it may CREATE schemas in it and
+    revoke CONNECT from PUBLIC) and every Tenantry schema in it (registry, tenants, archives,
+    import staging) with their tables, views and sequences: a deployment once migrated by a
+    superuser is handed over. RoleSetupError for a role that is, or can become by membership,
+    a privileged role. True when the role was created.
+    """
+    owner = checked_role(owner_role)
+    await conn.execute(_ONE_SETUP_AT_A_TIME)
+    if owner == await conn.scalar(text("SELECT current_user")):
+        raise RoleSetupError(
+            f"the owner role {owner!r} is the bootstrap role itself: the owner must be a role "
+            "of its own, not a superuser (TENANTRY_OWNER_DATABASE_URL)"
+        )
+    created = await _create_role(
+        conn, owner, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", password
+    )
+    await _refuse_privileged(conn, owner, "owner role")
+    database = await conn.scalar(text("SELECT current_database()"))
+    await _exec_formatted(conn, "ALTER DATABASE %I OWNER TO %I", database, owner)
+    await _adopt_schemas(conn, owner)
+    return created
+
+
+_TENANTRY_SCHEMAS = text(
+    "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace ORDER BY nspname"
+)
+_FOREIGN_RELATIONS = text(
+    """
+    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(:schemas) AND c.relowner <> to_regrole(:owner)
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND NOT EXISTS (SELECT FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                        AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+    ORDER BY 1, 2"""
+)
+
+
+async def _adopt_schemas(conn: AsyncConnection, owner: str) -> None:
+    """Hand the registry, tenant, archive and staging schemas (and their relations) to owner."""
+    schemas = [
+        (name, current)
+        for name, current in (await conn.execute(_TENANTRY_SCHEMAS)).all()
+        if name == REGISTRY_SCHEMA
+        or is_tenant_schema(name)
+        or is_archive_schema(name)
+        or is_staging_schema(name)
+    ]
+    for name, current in schemas:
+        if current != owner:
+            await _exec_formatted(conn, "ALTER SCHEMA %I OWNER TO %I", name, owner)
+    names = [name for name, _ in schemas]
+    relations = await conn.execute(_FOREIGN_RELATIONS, {"schemas": names, "owner": owner})
+    for schema, relation in relations.all():
+        await _exec_formatted(conn, "ALTER TABLE %I.%I OWNER TO %I", schema, relation, owner)
+
+
 async def setup_roles(
     conn: AsyncConnection,
     login_role: str,
     password: str | None = None,
     *,
     require_registry: bool = True,
+    owner: str | None = None,
 ) -> RoleSetup:
     """Create (if absent) the runtime group and its login role, and grant what the API needs.
 
-    Run as the owner after the migrations, in one transaction; idempotent, so it also brings an
-    existing deployment's tenant schemas up to date. An existing login role keeps its password.
+    Run after the migrations, in one transaction; idempotent, so it also brings an existing
+    deployment's tenant schemas up to date. An existing login role keeps its password.
+    Either as the owner itself (which must then be allowed to create roles), or as a superuser
+    naming the `owner` (see setup_owner): roles are created as the superuser, and every grant
+    is made as the owner (SET LOCAL ROLE), whose default privileges are the ones that count.
     """
     login_role = checked_role(login_role)
     await conn.execute(_ONE_SETUP_AT_A_TIME)
-    if login_role == await conn.scalar(text("SELECT current_user")):
+    current = await conn.scalar(text("SELECT current_user"))
+    if login_role in (current, owner):
         raise RoleSetupError(
             f"the runtime role {login_role!r} is the owner role itself: give the API a role "
             "of its own (TENANTRY_DATABASE_URL) and the owner another (TENANTRY_OWNER_DATABASE_URL)"
@@ -204,6 +276,8 @@ async def setup_roles(
     await _refuse_privileged(conn, login_role)
     if not await conn.scalar(_IS_MEMBER, {"role": login_role, "group": group}):
         await _exec_formatted(conn, f"GRANT {group} TO %I", login_role)
+    if owner is not None:
+        await _exec_formatted(conn, "SET LOCAL ROLE %I", checked_role(owner))
     await _lock_down_database(conn, login_role, group)
     schemas: list[str] = []
     if has_registry:
@@ -211,6 +285,8 @@ async def setup_roles(
         schemas = await tenant_schemas(conn)
         for schema in schemas:
             await _run_all(conn, tenant_grants(schema, group))
+    if owner is not None:
+        await conn.exec_driver_sql("RESET ROLE")
     return RoleSetup(login_role, group, created, len(schemas), bool(has_registry))
 
 
@@ -254,7 +330,7 @@ async def _create_role(
     return True
 
 
-async def _refuse_privileged(conn: AsyncConnection, role: str) -> None:
+async def _refuse_privileged(conn: AsyncConnection, role: str, what: str = "runtime role") -> None:
     """A runtime role that is, or can become (membership, SET ROLE), a superuser, a role that
     may create roles or databases or bypass row security, or one of PRIVILEGED_PREDEFINED_ROLES
     would make the whole split pointless."""
@@ -265,7 +341,7 @@ async def _refuse_privileged(conn: AsyncConnection, role: str) -> None:
         return
     how = "is" if found == role else f"can become {found!r}, which is"
     raise RoleSetupError(
-        f"runtime role {role!r} {how} a superuser, may create roles or databases, bypass row "
+        f"{what} {role!r} {how} a superuser, may create roles or databases, bypass row "
         "security or read/write all data or server files: use a plain role"
     )
 
