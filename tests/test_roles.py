@@ -313,7 +313,7 @@ def test_compose_runs_the_api_as_the_runtime_role_with_an_optional_pgbouncer() -
     env, services = compose["x-tenantry-env"], compose["services"]
     runtime, owner = env["TENANTRY_DATABASE_URL"], env["TENANTRY_OWNER_DATABASE_URL"]
     assert "${TENANTRY_API_USER:-tenantry_api}" in runtime
-    assert "${POSTGRES_USER:-tenantry}" in owner
+    assert "${TENANTRY_OWNER_USER:-tenantry_owner}" in owner  # not the superuser (issue 14)
     assert "tenantry roles setup" in " ".join(services["migrate"]["command"])
     bouncer = services["pgbouncer"]
     assert bouncer["profiles"] == ["pgbouncer"]
