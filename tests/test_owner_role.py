@@ -9,7 +9,6 @@ the superuser's). The embedded server does the same by itself, with `tenantry_ow
 import json
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,9 +23,9 @@ from tenancy.database import (
     ensure_database,
 )
 from tenancy.roles import RoleSetupError, setup_owner
-from tenancy.settings import TenancySettings
+from tenancy.settings import TenancySettings, get_settings
 from tests.conftest import throwaway_url
-from tests.support import TENANTRY
+from tests.lifecycle_support import cli
 
 OWNERSHIP = text(
     """
@@ -41,15 +40,30 @@ OWNERSHIP = text(
 )
 
 
-def tenantry(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [TENANTRY, *args], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
+class Tenantry:
+    """The real `tenantry` command, in this process, with an environment of its own."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    async def __call__(self, env: dict[str, str], *args: str) -> str:
+        with self.monkeypatch.context() as patch:
+            for name in [n for n in os.environ if n.startswith("TENANTRY_")]:
+                patch.delenv(name)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            get_settings.cache_clear()
+            try:
+                result = await cli(*args)
+            finally:
+                get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        return result.stdout
 
 
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+@pytest.fixture
+def tenantry(monkeypatch: pytest.MonkeyPatch) -> Tenantry:
+    return Tenantry(monkeypatch)
 
 
 async def ownership(superuser_url: str, owner: str) -> tuple:
@@ -61,19 +75,19 @@ async def ownership(superuser_url: str, owner: str) -> tuple:
         await engine.dispose()
 
 
-def every_step(env: dict[str, str], tmp_path: Path) -> str:
-    """Migrate, onboard, export, import, set up the runtime role: returns the create's output."""
-    ok(tenantry(env, "migrate"))
-    created = json.loads(ok(tenantry(env, "tenants", "create", "own-a", "--json")))
+async def every_step(tenantry: Tenantry, env: dict[str, str], tmp_path: Path) -> str:
+    """Migrate, onboard, export, import, set up the runtime role: returns the new schema."""
+    await tenantry(env, "migrate")
+    created = json.loads(await tenantry(env, "tenants", "create", "own-a", "--json"))
     dump = tmp_path / "own-a.dump"
-    ok(tenantry(env, "tenants", "export", "own-a", str(dump)))
-    ok(tenantry(env, "tenants", "import", str(dump), "--as", "own-b"))
-    ok(tenantry(env, "roles", "setup"))
+    await tenantry(env, "tenants", "export", "own-a", str(dump))
+    await tenantry(env, "tenants", "import", str(dump), "--as", "own-b")
+    await tenantry(env, "roles", "setup")
     return created["schema"]
 
 
 async def test_with_a_bootstrap_url_everything_runs_as_a_non_superuser_owner(
-    server_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path, tenantry: Tenantry
 ) -> None:
     suffix = secrets.token_hex(4)
     superuser = throwaway_url(server_url, "owner")
@@ -81,18 +95,17 @@ async def test_with_a_bootstrap_url_everything_runs_as_a_non_superuser_owner(
     await ensure_database(superuser)
     as_role = lambda role: make_url(superuser).set(username=role).render_as_string(False)  # noqa: E731
     env = {
-        **os.environ,
         "TENANTRY_BOOTSTRAP_DATABASE_URL": superuser,
         "TENANTRY_OWNER_DATABASE_URL": as_role(owner),
         "TENANTRY_DATABASE_URL": as_role(api),
     }
     try:
-        first = ok(tenantry(env, "roles", "setup"))
+        first = await tenantry(env, "roles", "setup")
         assert f"owner role {owner} owns the database (not a superuser)" in first
         assert "no registry yet" in first
         migrate_env = {k: v for k, v in env.items() if k != "TENANTRY_BOOTSTRAP_DATABASE_URL"}
-        every_step(migrate_env, tmp_path)
-        ok(tenantry(env, "roles", "setup"))  # again, after the migrations: the registry too
+        await every_step(tenantry, migrate_env, tmp_path)
+        await tenantry(env, "roles", "setup")  # again, after the migrations: the registry too
         found = await ownership(superuser, owner)
         assert found == (owner, False, False, False, False, owner, [owner], [owner])
     finally:
@@ -107,17 +120,17 @@ async def test_with_a_bootstrap_url_everything_runs_as_a_non_superuser_owner(
             await engine.dispose()
 
 
-async def test_the_embedded_server_runs_everything_as_tenantry_owner(tmp_path: Path) -> None:
+async def test_the_embedded_server_runs_everything_as_tenantry_owner(
+    tmp_path: Path, tenantry: Tenantry
+) -> None:
     """No URL at all: the embedded server's superuser only sets up `tenantry_owner` (and the
     runtime roles); migrations, onboarding and import connect as the owner. A throwaway
     database on the project's embedded server (TENANTRY_EMBEDDED_DATABASE)."""
     database = f"tenantry_test_embedded_{secrets.token_hex(4)}"
-    env = {**os.environ, "TENANTRY_EMBEDDED_DATABASE": database}
-    for name in ("TENANTRY_DATABASE_URL", "TENANTRY_OWNER_DATABASE_URL"):
-        env.pop(name, None)
+    env = {"TENANTRY_EMBEDDED_DATABASE": database}
     superuser = await bootstrap_url(TenancySettings(database_url=None, embedded_database=database))
     try:
-        every_step(env, tmp_path)
+        await every_step(tenantry, env, tmp_path)
         found = await ownership(superuser, EMBEDDED_OWNER_ROLE)
         owner = EMBEDDED_OWNER_ROLE
         assert found == (owner, False, False, False, False, owner, [owner], [owner])
