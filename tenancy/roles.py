@@ -285,12 +285,27 @@ async def setup_roles(
         schemas = await tenant_schemas(conn)
         for schema in schemas:
             await _run_all(conn, tenant_grants(schema, group))
+        await _forget_legacy_group(conn, schemas)
     if owner is not None:
         await conn.exec_driver_sql("RESET ROLE")
     return RoleSetup(login_role, group, created, len(schemas), bool(has_registry))
 
 
 _TENANTS = f"{REGISTRY_SCHEMA}.tenants"
+LEGACY_GROUP = "tenantry_runtime"
+"""The cluster-wide group of earlier versions, shared by every database on the server."""
+
+
+async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> None:
+    """Take this database's grants off the old cluster-wide group (an upgrade's clean-up)."""
+    if not await _role_exists(conn, LEGACY_GROUP):
+        return
+    await _run_all(conn, [f"REVOKE ALL ON SCHEMA {REGISTRY_SCHEMA} FROM {LEGACY_GROUP}"])
+    await _run_all(
+        conn, [f"REVOKE ALL ON ALL TABLES IN SCHEMA {REGISTRY_SCHEMA} FROM {LEGACY_GROUP}"]
+    )
+    for schema in schemas:
+        await _run_all(conn, revoke_grants(quote_schema(schema), LEGACY_GROUP))
 
 
 async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str) -> None:
