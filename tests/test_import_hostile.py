@@ -51,10 +51,12 @@ def marker_file() -> Path:
 
 
 MARKER = marker_file()
+PROGRAM = f"cat >/dev/null; touch {MARKER}"
 
 COPY_TO_PROGRAM = [
+    # The program reads what COPY writes first: one that exits at once breaks COPY's pipe.
     f"""CREATE FUNCTION {{s}}.run_it() RETURNS void LANGUAGE plpgsql AS $f$
-        BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', 'touch {MARKER}'); END $f$""",
+        BEGIN EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', '{PROGRAM}'); END $f$""",
     # An index expression must be IMMUTABLE (which may not COPY itself), so it calls one that is
     # not: the lie is never checked, and building the index runs it for every row.
     """CREATE FUNCTION {s}.boom(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $f$
@@ -128,6 +130,10 @@ TAMPERED: dict[str, tuple[str, Payload]] = {
     "revision this code does not know": (
         "not in this code's history",
         lambda s, o: [f"UPDATE {s}.alembic_version SET version_num = 'f00dfeedbeef'"],
+    ),
+    "revision named by a symbol": (
+        "not in this code's history",
+        lambda s, o: [f"UPDATE {s}.alembic_version SET version_num = 'heads'"],
     ),
     "extra column": ("unknown column", lambda s, o: [f"ALTER TABLE {s}.todos ADD COLUMN x int"]),
 }

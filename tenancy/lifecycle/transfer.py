@@ -200,7 +200,9 @@ async def build_at_archive_revision(conn: AsyncConnection, adoption: Adoption) -
     if len(revisions) != 1:
         raise InvalidArchive(f"refused: expected one alembic_version row, found {len(revisions)}")
     try:
-        adoption.tracks.tenant.get_revision(revisions[0])
+        known = adoption.tracks.tenant.get_revision(revisions[0])
+        if known is None or known.revision != revisions[0]:  # 'head', 'base', a prefix...
+            raise CommandError("not a revision id")
         await conn.run_sync(run_track, adoption.tracks.tenant, adoption.schema, revisions[0])
         adoption.revision = revisions[0]
     except (CommandError, RevisionError, KeyError) as exc:
