@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.mig
 from bench.lanes import each_schema, script
 from bench.readme import write_section
 from service.paths import PROJECT_ROOT
-from tenancy.database import asyncpg_dsn, database_url
+from tenancy.database import asyncpg_dsn, bootstrap_url
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Outcome
@@ -202,7 +202,7 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     async def run() -> tuple[str, list[SizeResult]]:
-        server_url = await database_url(TenancySettings())
+        server_url = await bootstrap_url(TenancySettings())
         async with open_connections(asyncpg_dsn(server_url), 1) as (conn,):
             server = await conn.fetchval("SHOW server_version")
         return server, [

@@ -38,8 +38,8 @@ from service.models import TenantBase
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import (
     asyncpg_dsn,
+    bootstrap_url,
     create_engine,
-    database_url,
     drop_database,
     ensure_database,
 )
@@ -51,7 +51,7 @@ from tenancy.lifecycle.catalog import catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.provisioning import create_tenant
-from tenancy.roles import RUNTIME_GROUP, tenant_grants
+from tenancy.roles import runtime_group, tenant_grants
 from tenancy.settings import TenancySettings
 
 FLOOR_VS_RAW, GOAL_VS_RAW, FLAT = 3.0, 1.5, 1.2
@@ -128,8 +128,9 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
             await raw.execute(f"CREATE SCHEMA {quote_schema(schema)}")
             await raw.execute("SELECT set_config('search_path', $1, true)", schema)
             await raw.execute(head_sql)
-            if await raw.fetchval("SELECT to_regrole($1) IS NOT NULL", RUNTIME_GROUP):
-                await raw.execute(";".join(tenant_grants(schema)))
+            group = runtime_group(await raw.fetchval("SELECT current_database()"))
+            if await raw.fetchval("SELECT to_regrole($1) IS NOT NULL", group):
+                await raw.execute(";".join(tenant_grants(schema, group)))
 
     def onboard(blueprint: TenantBlueprint) -> Callable[[str], Awaitable[None]]:
         async def create(slug: str) -> None:
@@ -238,7 +239,7 @@ def revisions(tracks: Tracks) -> str:
 
 
 async def main(tenants: int, extra: int, in_place: bool) -> None:
-    configured = await database_url(TenancySettings())
+    configured = await bootstrap_url(TenancySettings())
     url = make_url(configured)
     if not in_place:
         url = url.set(database=f"tenantry_bench_{secrets.token_hex(4)}")

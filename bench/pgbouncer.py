@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.app import create_app
 from service.paths import ALEMBIC_INI
-from tenancy.database import database_url, drop_database, ensure_database
+from tenancy.database import bootstrap_url, drop_database, ensure_database
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.roles import setup_roles
@@ -52,7 +52,7 @@ async def requests_per_second(
 
 
 async def main(n: int, c: int) -> None:
-    owner = throwaway_url(await database_url(TenancySettings()), "bench")
+    owner = throwaway_url(await bootstrap_url(TenancySettings()), "bench")
     await ensure_database(owner)
     os.environ["TENANTRY_DATABASE_URL"] = owner
     try:

@@ -16,7 +16,7 @@ import time
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
 from tenancy.observability.db_tag import SET_TENANT_SEARCH_PATH_AND_TAG
 from tenancy.session import SET_TENANT_SEARCH_PATH
 from tenancy.settings import TenancySettings
@@ -66,7 +66,7 @@ async def run_scheme(engine, scheme, transactions: int, tenants: int) -> float:
 
 
 async def main(transactions: int, rounds: int, tenants: int) -> None:
-    server = await database_url(TenancySettings())
+    server = await bootstrap_url(TenancySettings())
     url = make_url(server).set(database=f"tenantry_bench_{secrets.token_hex(4)}")
     url = url.render_as_string(hide_password=False)
     await ensure_database(url)

@@ -17,6 +17,9 @@ from tenancy.settings import TenancySettings
 
 EMBEDDED_RUNTIME_ROLE = "tenantry_api"
 """The embedded server's login role for the API (trust over its private Unix socket)."""
+EMBEDDED_OWNER_ROLE = "tenantry_owner"
+"""The embedded server's owner role: migrations, onboarding, import, the CLI. Not a superuser:
+the server's superuser only creates it and the runtime roles (`tenancy.roles.setup_owner`)."""
 
 _DATABASE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -29,14 +32,50 @@ def _embedded_server_url(data_dir: Path, database: str) -> str:
 
 
 async def database_url(settings: TenancySettings) -> str:
-    """The owner's URL (migrations, onboarding, the CLI): TENANTRY_OWNER_DATABASE_URL, else
-    TENANTRY_DATABASE_URL, else the embedded server's superuser (started on first use)."""
+    """The owner's URL (migrations, onboarding, import, the CLI): TENANTRY_OWNER_DATABASE_URL,
+    else TENANTRY_DATABASE_URL, else the embedded server's `tenantry_owner` (not a superuser),
+    which the server's superuser sets up on first use in each process."""
     configured = settings.owner_database_url or settings.database_url
     if configured:
         return configured
+    superuser = await bootstrap_url(settings)
+    await _setup_embedded_owner(superuser)
+    return make_url(superuser).set(username=EMBEDDED_OWNER_ROLE).render_as_string(False)
+
+
+def is_embedded(settings: TenancySettings) -> bool:
+    return not (settings.owner_database_url or settings.database_url)
+
+
+async def bootstrap_url(settings: TenancySettings) -> str:
+    """A URL that may create databases and roles: TENANTRY_BOOTSTRAP_DATABASE_URL, else the
+    embedded server's superuser (the server started and its database created on first use),
+    else the owner's. For `roles setup`, and for tests and benchmarks that make databases."""
+    if settings.bootstrap_database_url:
+        return settings.bootstrap_database_url
+    if not is_embedded(settings):
+        return settings.owner_database_url or settings.database_url or ""
     url = _embedded_server_url(settings.data_dir.resolve(), settings.embedded_database)
     await ensure_database(url)
     return url
+
+
+_owners_set_up: set[str] = set()
+
+
+async def _setup_embedded_owner(superuser_url: str) -> None:
+    """Once per process and server: the owner role, owning the database and its schemas."""
+    if superuser_url in _owners_set_up:
+        return
+    from tenancy.roles import setup_owner
+
+    engine = create_async_engine(superuser_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await setup_owner(conn, EMBEDDED_OWNER_ROLE)
+    finally:
+        await engine.dispose()
+    _owners_set_up.add(superuser_url)
 
 
 def runtime_login(settings: TenancySettings) -> tuple[str, str | None]:
@@ -53,17 +92,20 @@ async def api_database_url(settings: TenancySettings) -> str:
     if settings.database_url:
         return settings.database_url
     owner = await database_url(settings)
-    await _setup_embedded_runtime_role(owner)
+    await _setup_embedded_runtime_role(await bootstrap_url(settings))
     return make_url(owner).set(username=EMBEDDED_RUNTIME_ROLE).render_as_string(hide_password=False)
 
 
-async def _setup_embedded_runtime_role(owner_url: str) -> None:
+async def _setup_embedded_runtime_role(superuser_url: str) -> None:
+    """Roles created by the superuser, grants made as the owner (see setup_roles)."""
     from tenancy.roles import setup_roles
 
-    engine = create_async_engine(owner_url, poolclass=NullPool)
+    engine = create_async_engine(superuser_url, poolclass=NullPool)
     try:
         async with engine.begin() as conn:
-            await setup_roles(conn, EMBEDDED_RUNTIME_ROLE, require_registry=False)
+            await setup_roles(
+                conn, EMBEDDED_RUNTIME_ROLE, require_registry=False, owner=EMBEDDED_OWNER_ROLE
+            )
     finally:
         await engine.dispose()
 

@@ -1,11 +1,16 @@
 """Two database roles: the owner runs DDL (migrations, onboarding); the API runs as a runtime role
 that can only read and write rows in tenant schemas and read the registry columns it needs.
 
-The privileges are held by one NOLOGIN group role, `tenantry_runtime`; the API's login role is a
-member. Onboarding grants the group each new tenant schema (inside the onboarding transaction),
-and default privileges make tables that later migrations add in that schema usable too.
+The privileges are held by one NOLOGIN group role per database, `tenantry_runtime_<database>`
+(roles are cluster-wide: a group shared by two Tenantry databases on one server would let one
+API's login reach the other's tenants); the API's login role is a member. Onboarding grants the
+group each new tenant schema (inside the onboarding transaction) where this database was set up
+for a runtime role (the group holds CONNECT on it), and default privileges make tables that later
+migrations add in that schema usable too. No grant covers a tenant's `alembic_version`, and an
+archived tenant's schema loses every grant until it is restored.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -14,11 +19,28 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.naming import REGISTRY_SCHEMA, quote_schema
+from tenancy.naming import (
+    REGISTRY_SCHEMA,
+    is_archive_schema,
+    is_staging_schema,
+    is_tenant_schema,
+    quote_schema,
+)
 from tenancy.registry import tenant_schemas
 
-RUNTIME_GROUP = "tenantry_runtime"
-"""Holds every privilege of the API; login roles get them by membership."""
+RUNTIME_GROUP_PREFIX = "tenantry_runtime_"
+"""`runtime_group(database)`: holds every privilege of the API there; logins get them by
+membership."""
+
+PRIVILEGED_PREDEFINED_ROLES = (
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+)
+"""Predefined roles a runtime login must not be able to become (they bypass schema grants or
+reach the server's files and programs)."""
 
 REGISTRY_GRANTS = {
     "tenants": (
@@ -44,8 +66,21 @@ together on the embedded server each run the setup."""
 _IS_MEMBER = text("SELECT pg_has_role(:role, :group, 'MEMBER')")
 _ROLE_EXISTS = text("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)")
 _PRIVILEGED = text(
-    "SELECT rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb FROM pg_roles "
-    "WHERE rolname = :role"
+    """
+    SELECT r.rolname FROM pg_roles r
+    WHERE pg_has_role(:role, r.oid, 'MEMBER')
+      AND (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb
+           OR r.rolname = ANY(:predefined))
+    ORDER BY r.rolname <> :role, r.rolname LIMIT 1"""
+)
+"""The first role `role` is, or can become by membership (direct or not, inherited or by SET
+ROLE), that is privileged: itself first."""
+_SET_UP_HERE = text(
+    """
+    SELECT EXISTS (
+        SELECT FROM pg_database d, aclexplode(d.datacl) a
+        WHERE d.datname = current_database() AND a.grantee = to_regrole(:group)
+          AND a.privilege_type = 'CONNECT')"""
 )
 
 
@@ -56,6 +91,7 @@ class RoleSetupError(Exception):
 @dataclass(frozen=True, slots=True)
 class RoleSetup:
     login_role: str
+    group: str
     created: bool
     tenant_schemas: int
     registry_granted: bool
@@ -68,39 +104,143 @@ def checked_role(name: str) -> str:
     return name
 
 
-def tenant_grants(schema: str) -> list[str]:
-    """Rows in every table and sequence of one tenant schema: those there now and those to come.
+def runtime_group(database: str) -> str:
+    """This database's runtime group: `tenantry_runtime_<database>`, at most 63 characters (a
+    long or unusual database name is shortened and given a hash of the full name)."""
+    plain = re.sub(r"[^a-z0-9_]", "_", database.lower())
+    name = RUNTIME_GROUP_PREFIX + plain
+    if plain != database or len(name) > 63:
+        digest = hashlib.sha256(database.encode()).hexdigest()[:10]
+        name = f"{RUNTIME_GROUP_PREFIX}{plain[: 63 - len(RUNTIME_GROUP_PREFIX) - 11]}_{digest}"
+    return checked_role(name)
+
+
+async def current_runtime_group(conn: AsyncConnection) -> str:
+    return runtime_group(await conn.scalar(text("SELECT current_database()")))
+
+
+def tenant_grants(schema: str, group: str) -> list[str]:
+    """Rows in every table and sequence of one tenant schema: those there now and those to come,
+    except its `alembic_version` (the runtime role never changes a tenant's revision).
 
     Default privileges apply to objects the current (owner) role creates later in that schema,
     so tables that tenant migrations add need no grant of their own.
     """
-    quoted = quote_schema(schema)
+    quoted, group = quote_schema(schema), checked_role(group)
     rows = "SELECT, INSERT, UPDATE, DELETE"
     return [
-        f"GRANT USAGE ON SCHEMA {quoted} TO {RUNTIME_GROUP}",
-        f"GRANT {rows} ON ALL TABLES IN SCHEMA {quoted} TO {RUNTIME_GROUP}",
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {quoted} TO {RUNTIME_GROUP}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT {rows} ON TABLES TO {RUNTIME_GROUP}",
-        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT USAGE ON SEQUENCES TO {RUNTIME_GROUP}",
+        f"GRANT USAGE ON SCHEMA {quoted} TO {group}",
+        f"GRANT {rows} ON ALL TABLES IN SCHEMA {quoted} TO {group}",
+        f"REVOKE ALL ON {quoted}.alembic_version FROM {group}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {quoted} TO {group}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT {rows} ON TABLES TO {group}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT USAGE ON SEQUENCES TO {group}",
     ]
 
 
-def registry_grants() -> list[str]:
-    grants = [f"GRANT USAGE ON SCHEMA {REGISTRY_SCHEMA} TO {RUNTIME_GROUP}"]
+def revoke_grants(quoted_schema: str, group: str) -> list[str]:
+    """Every privilege `tenant_grants` gave, on a schema already quoted by naming's functions."""
+    group = checked_role(group)
+    return [
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {quoted_schema} FROM {group}",
+        f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {quoted_schema} FROM {group}",
+        f"REVOKE ALL ON SCHEMA {quoted_schema} FROM {group}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted_schema} REVOKE ALL ON TABLES FROM {group}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted_schema} REVOKE ALL ON SEQUENCES FROM {group}",
+    ]
+
+
+def registry_grants(group: str) -> list[str]:
+    grants = [f"GRANT USAGE ON SCHEMA {REGISTRY_SCHEMA} TO {group}"]
     for table, columns in REGISTRY_GRANTS.items():
         grants.append(
-            f"GRANT SELECT ({', '.join(columns)}) ON {REGISTRY_SCHEMA}.{table} TO {RUNTIME_GROUP}"
+            f"GRANT SELECT ({', '.join(columns)}) ON {REGISTRY_SCHEMA}.{table} TO {group}"
         )
     return grants
 
 
-async def grant_runtime(conn: AsyncConnection, schema: str) -> None:
-    """Let the runtime role use one tenant schema, inside the caller's (onboarding) transaction.
+async def set_up_group(conn: AsyncConnection) -> str | None:
+    """This database's runtime group, if `roles setup` ran here (the group holds CONNECT on
+    it); None in one-role mode, or where only another database was set up."""
+    group = await current_runtime_group(conn)
+    return group if await conn.scalar(_SET_UP_HERE, {"group": group}) else None
 
-    Nothing to do where no runtime role was set up (one role for everything).
+
+async def grant_runtime(conn: AsyncConnection, schema: str) -> None:
+    """Let the runtime role use one tenant schema, inside the caller's (onboarding, import,
+    restore) transaction. Nothing to do where this database has no runtime role set up."""
+    group = await set_up_group(conn)
+    if group is not None:
+        await _run_all(conn, tenant_grants(schema, group))
+
+
+async def revoke_runtime(conn: AsyncConnection, quoted_schema: str) -> None:
+    """Take every runtime privilege off a schema (an archived tenant's), in the caller's
+    transaction; `quoted_schema` comes from naming's quote functions."""
+    group = await set_up_group(conn)
+    if group is not None:
+        await _run_all(conn, revoke_grants(quoted_schema, group))
+
+
+async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | None = None) -> bool:
+    """The owner role, set up by a superuser (the bootstrap connection) in its transaction.
+
+    The owner (LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; created if absent, an
+    existing one keeps its password) owns this database (so it may CREATE schemas in it and
+    revoke CONNECT from PUBLIC) and every Tenantry schema in it (registry, tenants, archives,
+    import staging) with their tables, views and sequences: a deployment once migrated by a
+    superuser is handed over. RoleSetupError for a role that is, or can become by membership,
+    a privileged role. True when the role was created.
     """
-    if await _role_exists(conn, RUNTIME_GROUP):
-        await _run_all(conn, tenant_grants(schema))
+    owner = checked_role(owner_role)
+    await conn.execute(_ONE_SETUP_AT_A_TIME)
+    if owner == await conn.scalar(text("SELECT current_user")):
+        raise RoleSetupError(
+            f"the owner role {owner!r} is the bootstrap role itself: the owner must be a role "
+            "of its own, not a superuser (TENANTRY_OWNER_DATABASE_URL)"
+        )
+    created = await _create_role(
+        conn, owner, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", password
+    )
+    await _refuse_privileged(conn, owner, "owner role")
+    database = await conn.scalar(text("SELECT current_database()"))
+    await _exec_formatted(conn, "ALTER DATABASE %I OWNER TO %I", database, owner)
+    await _adopt_schemas(conn, owner)
+    return created
+
+
+_TENANTRY_SCHEMAS = text(
+    "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace ORDER BY nspname"
+)
+_FOREIGN_RELATIONS = text(
+    """
+    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = ANY(:schemas) AND c.relowner <> to_regrole(:owner)
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND NOT EXISTS (SELECT FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                        AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+    ORDER BY 1, 2"""
+)
+
+
+async def _adopt_schemas(conn: AsyncConnection, owner: str) -> None:
+    """Hand the registry, tenant, archive and staging schemas (and their relations) to owner."""
+    schemas = [
+        (name, current)
+        for name, current in (await conn.execute(_TENANTRY_SCHEMAS)).all()
+        if name == REGISTRY_SCHEMA
+        or is_tenant_schema(name)
+        or is_archive_schema(name)
+        or is_staging_schema(name)
+    ]
+    for name, current in schemas:
+        if current != owner:
+            await _exec_formatted(conn, "ALTER SCHEMA %I OWNER TO %I", name, owner)
+    names = [name for name, _ in schemas]
+    relations = await conn.execute(_FOREIGN_RELATIONS, {"schemas": names, "owner": owner})
+    for schema, relation in relations.all():
+        await _exec_formatted(conn, "ALTER TABLE %I.%I OWNER TO %I", schema, relation, owner)
 
 
 async def setup_roles(
@@ -109,15 +249,20 @@ async def setup_roles(
     password: str | None = None,
     *,
     require_registry: bool = True,
+    owner: str | None = None,
 ) -> RoleSetup:
     """Create (if absent) the runtime group and its login role, and grant what the API needs.
 
-    Run as the owner after the migrations, in one transaction; idempotent, so it also brings an
-    existing deployment's tenant schemas up to date. An existing login role keeps its password.
+    Run after the migrations, in one transaction; idempotent, so it also brings an existing
+    deployment's tenant schemas up to date. An existing login role keeps its password.
+    Either as the owner itself (which must then be allowed to create roles), or as a superuser
+    naming the `owner` (see setup_owner): roles are created as the superuser, and every grant
+    is made as the owner (SET LOCAL ROLE), whose default privileges are the ones that count.
     """
     login_role = checked_role(login_role)
     await conn.execute(_ONE_SETUP_AT_A_TIME)
-    if login_role == await conn.scalar(text("SELECT current_user")):
+    current = await conn.scalar(text("SELECT current_user"))
+    if login_role in (current, owner):
         raise RoleSetupError(
             f"the runtime role {login_role!r} is the owner role itself: give the API a role "
             "of its own (TENANTRY_DATABASE_URL) and the owner another (TENANTRY_OWNER_DATABASE_URL)"
@@ -125,23 +270,35 @@ async def setup_roles(
     has_registry = await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": _TENANTS})
     if require_registry and not has_registry:
         raise RoleSetupError("no registry yet: run `tenantry migrate` first")
-    await _create_role(conn, RUNTIME_GROUP, "NOLOGIN")
+    group = await current_runtime_group(conn)
+    await _create_role(conn, group, "NOLOGIN")
     created = await _create_role(conn, login_role, "LOGIN", password)
     await _refuse_privileged(conn, login_role)
-    if not await conn.scalar(_IS_MEMBER, {"role": login_role, "group": RUNTIME_GROUP}):
-        await _exec_formatted(conn, f"GRANT {RUNTIME_GROUP} TO %I", login_role)
-    await _lock_down_database(conn, login_role)
+    if not await conn.scalar(_IS_MEMBER, {"role": login_role, "group": group}):
+        await _exec_formatted(conn, f"GRANT {group} TO %I", login_role)
+    if owner is not None:
+        await _exec_formatted(conn, "SET LOCAL ROLE %I", checked_role(owner))
+    await _lock_down_database(conn, login_role, group)
     schemas: list[str] = []
     if has_registry:
-        await _run_all(conn, registry_grants())
+        await _run_all(conn, registry_grants(group))
         schemas = await _existing(conn, await tenant_schemas(conn))
         for schema in schemas:
-            await _run_all(conn, tenant_grants(schema))
-    return RoleSetup(login_role, created, len(schemas), bool(has_registry))
+            await _run_all(conn, tenant_grants(schema, group))
+        await _forget_legacy_group(conn, schemas)
+    if owner is not None:
+        await conn.exec_driver_sql("RESET ROLE")
+    return RoleSetup(login_role, group, created, len(schemas), bool(has_registry))
 
 
 _TENANTS = f"{REGISTRY_SCHEMA}.tenants"
-_EXISTING = text("SELECT nspname FROM pg_namespace WHERE nspname = ANY(:schemas)")
+LEGACY_GROUP = "tenantry_runtime"
+"""The cluster-wide group of earlier versions, shared by every database on the server."""
+
+_EXISTING = text(
+    "SELECT nspname FROM pg_namespace WHERE nspname = ANY(CAST(CAST(:schemas AS text[]) AS name[]))"
+)
+"""Bound as text[] (a type asyncpg knows without asking the server), compared as name[]."""
 
 
 async def _existing(conn: AsyncConnection, schemas: list[str]) -> list[str]:
@@ -151,13 +308,27 @@ async def _existing(conn: AsyncConnection, schemas: list[str]) -> list[str]:
     return [schema for schema in schemas if schema in present]
 
 
-async def _lock_down_database(conn: AsyncConnection, login_role: str) -> None:
-    """Only set-up login roles connect (the group role is cluster-wide: a login role set up for
-    another database must not reach this one), and no one but the owner creates temporary
-    tables or objects in `public` (PostgreSQL 15+ already refuses the latter by default)."""
+async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> None:
+    """Take this database's grants off the old cluster-wide group (an upgrade's clean-up)."""
+    if not await _role_exists(conn, LEGACY_GROUP):
+        return
+    await _run_all(conn, [f"REVOKE ALL ON SCHEMA {REGISTRY_SCHEMA} FROM {LEGACY_GROUP}"])
+    await _run_all(
+        conn, [f"REVOKE ALL ON ALL TABLES IN SCHEMA {REGISTRY_SCHEMA} FROM {LEGACY_GROUP}"]
+    )
+    for schema in schemas:
+        await _run_all(conn, revoke_grants(quote_schema(schema), LEGACY_GROUP))
+
+
+async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str) -> None:
+    """Only set-up login roles connect (roles are cluster-wide: a login role set up for another
+    database must not reach this one), and no one but the owner creates temporary tables or
+    objects in `public` (PostgreSQL 15+ already refuses the latter by default). CONNECT held by
+    this database's group is also the mark that it was set up for a runtime role."""
     database = await conn.scalar(text("SELECT current_database()"))
     await _exec_formatted(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", database)
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO CURRENT_USER", database)
+    await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, group)
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, login_role)
     await conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
@@ -186,13 +357,20 @@ async def _create_role(
     return True
 
 
-async def _refuse_privileged(conn: AsyncConnection, role: str) -> None:
-    """A runtime role that may bypass privileges would make the whole split pointless."""
-    if await conn.scalar(_PRIVILEGED, {"role": role}):
-        raise RoleSetupError(
-            f"runtime role {role!r} is a superuser or may create roles or databases or bypass "
-            "row security: use a plain role"
-        )
+async def _refuse_privileged(conn: AsyncConnection, role: str, what: str = "runtime role") -> None:
+    """A runtime role that is, or can become (membership, SET ROLE), a superuser, a role that
+    may create roles or databases or bypass row security, or one of PRIVILEGED_PREDEFINED_ROLES
+    would make the whole split pointless."""
+    found = await conn.scalar(
+        _PRIVILEGED, {"role": role, "predefined": list(PRIVILEGED_PREDEFINED_ROLES)}
+    )
+    if found is None:
+        return
+    how = "is" if found == role else f"can become {found!r}, which is"
+    raise RoleSetupError(
+        f"{what} {role!r} {how} a superuser, may create roles or databases, bypass row "
+        "security or read/write all data or server files: use a plain role"
+    )
 
 
 async def _exec_formatted(conn: AsyncConnection, template: str, *args: str) -> None:

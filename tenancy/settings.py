@@ -28,6 +28,12 @@ class TenancySettings(BaseSettings):
         description="The owner role's URL (migrations, onboarding, the CLI), straight to "
         "PostgreSQL; unset means the same as database_url (one role for all: not recommended).",
     )
+    bootstrap_database_url: str | None = Field(
+        default=None,
+        description="A superuser's URL, used only by `tenantry roles setup` to create the owner "
+        "role named in owner_database_url (not a superuser) and hand it the database; never "
+        "used by the API, migrations, onboarding or import.",
+    )
     listen_database_url: str | None = Field(
         default=None,
         description="Straight to PostgreSQL, for the registry's LISTEN connection; unset means "

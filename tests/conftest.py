@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.app import create_app
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
-from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
@@ -54,7 +54,7 @@ def throwaway_url(server_url: str, label: str = "test") -> str:
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """A database URL on the server under test (embedded when TENANTRY_DATABASE_URL is unset)."""
-    return asyncio.run(database_url(TenancySettings()))
+    return asyncio.run(bootstrap_url(TenancySettings()))
 
 
 @pytest.fixture(scope="session")

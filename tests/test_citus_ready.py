@@ -361,46 +361,27 @@ async def test_onboarding_sends_create_schema_alone_before_any_table(
 
 
 async def test_an_import_restores_create_schema_alone_before_any_table(
+    settings: TenancySettings,
     engine: AsyncEngine,
     tracks: Tracks,
     tenant: CreatedTenant,
     new_slug: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An import's schema comes from pg_restore's script, which psql runs statement by statement
-    (then renamed to a staging name, then to the tenant's: the schema is never re-created)."""
-    scripts: list[str] = []
-    staging_commands = transfer.staging_commands
-
-    def keep_script(script: Path, *args: object) -> list[str]:
-        scripts.append(script.read_text())
-        return staging_commands(script, *args)
-
-    monkeypatch.setattr(transfer, "staging_commands", keep_script)
+    """An import builds its schema as onboarding does (CREATE SCHEMA alone, then the revisions
+    up to the archive's) and only copies rows in: everything it sends is recorded."""
     file = tmp_path / "tenant.dump"
     await transfer.export_tenant(engine, tenant.slug, file)
-    copy = await transfer.import_tenant(engine, tracks, file, slug=f"{new_slug}-copy")
+    with recording() as sent:
+        importer = create_engine(settings.database_url or "", settings)
+        try:
+            copy = await transfer.import_tenant(importer, tracks, file, slug=f"{new_slug}-copy")
+        finally:
+            await importer.dispose()
+        statements = await sent.settled()
 
     assert copy.schema in await tenant_schemas(engine)
-    assert len(scripts) == 1
-    assert schema_creation_problems(psql_statements(scripts[0]), tenant.schema) == []
-
-
-def psql_statements(script: str) -> list[str]:
-    """A pg_restore plain script as psql sends it: one statement per `;` line end, COPY data
-    and comments left out (pg_dump writes each statement from the start of a line)."""
-    statements, current, in_copy = [], [], False
-    for line in script.splitlines():
-        if in_copy:
-            in_copy = line != r"\."
-        elif current or (line.strip() and not line.startswith("--")):
-            current.append(line)
-            if line.endswith(";"):
-                statements.append("\n".join(current))
-                in_copy = current[0].startswith("COPY ") and line.endswith("FROM stdin;")
-                current = []
-    return statements
+    assert schema_creation_problems(statements, copy.schema) == []
 
 
 @pytest.mark.negative_control

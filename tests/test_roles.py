@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenancy.database import asyncpg_dsn
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
-from tenancy.roles import RUNTIME_GROUP, RoleSetupError, setup_roles
+from tenancy.roles import RoleSetupError, current_runtime_group, runtime_group, setup_roles
 from tests.conftest import RUNTIME_ROLE
 from tests.support import client, row_counts, schema_names
 from tests.test_cli import TENANTRY
@@ -204,13 +204,14 @@ async def test_onboarding_grants_the_new_schema_to_the_runtime_role(
 ) -> None:
     created = await create_tenant(engine, tracks, new_slug)
     async with engine.connect() as conn:
+        group = await current_runtime_group(conn)
         granted = await conn.scalar(
             text(
                 "SELECT has_schema_privilege(:role, :schema, 'USAGE') "
                 "AND has_table_privilege(:role, :table, 'SELECT, INSERT, UPDATE, DELETE') "
                 "AND NOT has_schema_privilege(:role, :schema, 'CREATE')"
             ),
-            {"role": RUNTIME_GROUP, "schema": created.schema, "table": f"{created.schema}.todos"},
+            {"role": group, "schema": created.schema, "table": f"{created.schema}.todos"},
         )
     assert granted
 
@@ -259,9 +260,10 @@ async def test_setup_is_idempotent_and_refuses_unsafe_runtime_roles(
 async def test_a_login_role_set_up_for_another_database_cannot_connect_here(
     runtime_url: str, engine: AsyncEngine
 ) -> None:
-    stranger = "tenantry_test_stranger"
+    stranger, elsewhere = "tenantry_test_stranger", runtime_group("tenantry_test_elsewhere")
     async with engine.begin() as conn:
-        await conn.execute(text(f"CREATE ROLE {stranger} LOGIN IN ROLE {RUNTIME_GROUP}"))
+        await conn.execute(text(f"CREATE ROLE {elsewhere} NOLOGIN"))
+        await conn.execute(text(f"CREATE ROLE {stranger} LOGIN IN ROLE {elsewhere}"))
     try:
         url = make_url(runtime_url).set(username=stranger).render_as_string(hide_password=False)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -269,6 +271,7 @@ async def test_a_login_role_set_up_for_another_database_cannot_connect_here(
     finally:
         async with engine.begin() as conn:
             await conn.execute(text(f"DROP ROLE {stranger}"))
+            await conn.execute(text(f"DROP ROLE {elsewhere}"))
 
 
 def roles_setup(**env: str) -> subprocess.CompletedProcess:
@@ -310,7 +313,7 @@ def test_compose_runs_the_api_as_the_runtime_role_with_an_optional_pgbouncer() -
     env, services = compose["x-tenantry-env"], compose["services"]
     runtime, owner = env["TENANTRY_DATABASE_URL"], env["TENANTRY_OWNER_DATABASE_URL"]
     assert "${TENANTRY_API_USER:-tenantry_api}" in runtime
-    assert "${POSTGRES_USER:-tenantry}" in owner
+    assert "${TENANTRY_OWNER_USER:-tenantry_owner}" in owner  # not the superuser (issue 14)
     assert "tenantry roles setup" in " ".join(services["migrate"]["command"])
     bouncer = services["pgbouncer"]
     assert bouncer["profiles"] == ["pgbouncer"]

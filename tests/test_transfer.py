@@ -1,6 +1,7 @@
 """Export one tenant with pg_dump and import it, under its old slug or a new one."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,46 @@ async def test_tools_must_match_the_servers_major_version(engine: AsyncEngine) -
     assert f"{major} at {found}" in message and "\n" not in message
     with pytest.raises(PgToolMissing, match=r"^no pg_restore for PostgreSQL 15 on this machine:"):
         find_pg_tool("pg_restore", 15, search=[])
+
+
+async def test_export_writes_a_new_private_file_and_refuses_to_overwrite_without_force(
+    tenant: CreatedTenant, tmp_path: Path
+) -> None:
+    file = tmp_path / "tenant.dump"
+    assert (await cli("tenants", "export", tenant.slug, str(file))).exit_code == 0
+    assert file.stat().st_mode & 0o777 == 0o600
+    first = file.read_bytes()
+    file.write_bytes(b"keep me")
+    assert "exists: pass --force" in one_error_line(
+        await cli("tenants", "export", tenant.slug, str(file))
+    )
+    assert file.read_bytes() == b"keep me"
+    assert (await cli("tenants", "export", tenant.slug, str(file), "--force")).exit_code == 0
+    assert file.read_bytes()[:5] == first[:5] == b"PGDMP"
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert os.listdir(tmp_path) == ["tenant.dump"]  # no partial file left
+
+
+async def test_export_never_follows_a_symbolic_link(tenant: CreatedTenant, tmp_path: Path) -> None:
+    """A link planted where the export goes (to a file the operator can write) is refused, and
+    with --force replaced by the export itself: the file it points to is never written."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "tenant.dump"
+    link.symlink_to(victim)
+    assert "exists: pass --force" in one_error_line(
+        await cli("tenants", "export", tenant.slug, str(link))
+    )
+    dangling = tmp_path / "dangling.dump"
+    dangling.symlink_to(tmp_path / "created-through-the-link")
+    assert "exists" in one_error_line(await cli("tenants", "export", tenant.slug, str(dangling)))
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert (await cli("tenants", "export", tenant.slug, str(link), "--force")).exit_code == 0
+    assert victim.read_bytes() == b"precious"
+    assert not link.is_symlink() and link.read_bytes()[:5] == b"PGDMP"
+
+
+async def test_an_export_that_fails_leaves_no_file(engine: AsyncEngine, tmp_path: Path) -> None:
+    file = tmp_path / "missing.dump"
+    assert "unknown tenant" in one_error_line(await cli("tenants", "export", "no-such", str(file)))
+    assert os.listdir(tmp_path) == []

@@ -22,7 +22,7 @@ from bench.fleet_bench.measure import catalog, migrations, requests
 from bench.request_path.load import percentile
 from bench.request_path.measure import LoadShape
 from service.paths import ALEMBIC_INI
-from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
 from tenancy.migrate.run import upgrade_shared_schema
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import REGISTRY_SCHEMA
@@ -38,7 +38,7 @@ async def run(
     sizes: list[int], database: str | None, concurrency: int, shape: LoadShape, out: Path
 ) -> dict[str, Any]:
     settings = TenancySettings()
-    server_url = await database_url(settings)
+    server_url = await bootstrap_url(settings)
     name = database or f"tenantry_fleet_{secrets.token_hex(3)}"
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     keys = KeysFile(out / f"{name}-keys.jsonl")

@@ -14,7 +14,7 @@ import typer
 from bench.request_path.plots import plot_all
 from bench.request_path.report import markdown
 from bench.request_path.suite import BENCHMARKS, BenchOptions, run_suite
-from tenancy.database import database_url
+from tenancy.database import bootstrap_url
 from tenancy.settings import TenancySettings
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def main(
     unknown = set(options.only) - set(BENCHMARKS)
     if unknown:
         raise typer.BadParameter(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    server_url = asyncio.run(database_url(TenancySettings()))
+    server_url = asyncio.run(bootstrap_url(TenancySettings()))
     results = asyncio.run(run_suite(server_url, options))
     out.mkdir(parents=True, exist_ok=True)
     (out / "request_path.json").write_text(json.dumps(results, indent=1, default=str))

@@ -126,12 +126,16 @@ def tenants_purge(slug: Slug, yes: Yes = False) -> None:
 
 @app.command("export")
 def tenants_export(
-    slug: Slug, file: Annotated[Path, typer.Argument(help="Archive to write", dir_okay=False)]
+    slug: Slug,
+    file: Annotated[Path, typer.Argument(help="Archive to write", dir_okay=False)],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace FILE if it exists (a link is not followed)")
+    ] = False,
 ) -> None:
-    """Write the tenant's schema and data to FILE (pg_dump custom format)."""
+    """Write the tenant's schema and data to a new FILE of mode 0600 (pg_dump custom format)."""
     from tenancy.lifecycle.transfer import export_tenant
 
-    exported = run_with_engine(lambda engine: export_tenant(engine, slug, file))
+    exported = run_with_engine(lambda engine: export_tenant(engine, slug, file, force=force))
     typer.echo(f"exported tenant {slug} ({exported.schema}) to {file}, {exported.size_bytes} bytes")
 
 
@@ -142,7 +146,9 @@ def tenants_import(
     name: Name = None,
     as_json: Json = False,
 ) -> None:
-    """Create a tenant from an export, under its old slug or --as a new one; prints a new key."""
+    """Create a tenant from an export, under its old slug or --as a new one; prints a new key.
+
+    Only the rows of the archive's tables are used: anything else in it refuses the import."""
     from tenancy.lifecycle.transfer import import_tenant
     from tenancy.migrate.tracks import load_tracks
 

@@ -1,8 +1,9 @@
 """Offboarding that never loses data by accident: archive, restore, and (only then) purge.
 
-Archiving renames the schema out of the tenant namespace (`naming.archive_schema`), marks the
-registry row archived and revokes the keys; requests get 401 at once. Restoring undoes exactly
-that, keys included. Purging drops an archived schema for good and frees the slug.
+Archiving renames the schema out of the tenant namespace (`naming.archive_schema`), takes every
+privilege of the runtime role off it, marks the registry row archived and revokes the keys;
+requests get 401 at once. Restoring undoes exactly that, keys and grants included.
+Purging drops an archived schema for good and frees the slug.
 """
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from tenancy.lifecycle.records import locked_tenant, schema_present
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import archive_schema, quote_archive_schema, quote_schema
 from tenancy.registry import ARCHIVED, announce_change, api_keys, tenants
+from tenancy.roles import grant_runtime, revoke_runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ async def archive_tenant(engine: AsyncEngine, slug: str) -> ArchiveChange:
                     f"schema {archived} already exists: rename or drop it before archiving"
                 )
             await _rename_schema(conn, quote_schema(tenant.schema), quote_archive_schema(archived))
+            await revoke_runtime(conn, quote_archive_schema(archived))
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant.id)
@@ -94,6 +97,7 @@ async def restore_tenant(engine: AsyncEngine, tracks: Tracks, slug: str) -> Arch
             )
         await _rename_schema(conn, quote_archive_schema(archived), quote_schema(tenant.schema))
         await bring_to_head(conn, tracks, tenant.schema)
+        await grant_runtime(conn, tenant.schema)
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant.id)

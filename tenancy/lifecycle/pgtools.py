@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +45,7 @@ class PgTool:
     """libpq variables naming the database, so no password ever shows up in argv."""
 
     def run(self, *args: str) -> str:
+        """Its stdout; PgToolFailed with the first line of stderr when it exits non-zero."""
         result = subprocess.run(
             [str(self.path), *args],
             env={**os.environ, **self.env},
@@ -51,10 +53,25 @@ class PgTool:
             text=True,
             check=False,
         )
-        if result.returncode != 0:
-            detail = next(iter(result.stderr.strip().splitlines()), f"exit {result.returncode}")
-            raise PgToolFailed(f"{self.path.name} failed: {detail}")
+        self._check(result.returncode, result.stderr)
         return result.stdout
+
+    def run_to(self, out: IO[bytes], *args: str) -> None:
+        """Run with stdout going to `out` (an open file); PgToolFailed as for run()."""
+        result = subprocess.run(
+            [str(self.path), *args],
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        self._check(result.returncode, result.stderr)
+
+    def _check(self, returncode: int, stderr: str) -> None:
+        if returncode != 0:
+            detail = next(iter(stderr.strip().splitlines()), f"exit {returncode}")
+            raise PgToolFailed(f"{self.path.name} failed: {detail}")
 
 
 async def server_major(conn: AsyncConnection) -> int:

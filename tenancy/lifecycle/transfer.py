@@ -1,45 +1,58 @@
 """Export one tenant's schema to a file, and import such a file as a tenant (under any slug).
 
-An export is `pg_dump --format=custom --schema=<its schema>`. An import cannot simply restore
-it: the archive names its schema, which is not the new tenant's and may be taken (a copy beside
-the original). So `pg_restore` turns the archive into SQL, and `psql` runs it in one transaction
-that renames the schema to a staging name right after creating it; if the original exists, that
-transaction first moves it aside and finally puts it back (other sessions, reading committed
-catalog rows, never see it move). Then one transaction of ours renames the staging schema to the
-tenant's, registers the tenant, brings it to head and issues a key. A failure anywhere leaves no
-tenant; a killed import may leave only its `importing_*` staging schema, which blocks nothing.
+An export is `pg_dump --format=custom --schema=<its schema>`, written to a new file of mode 0600.
+
+An import runs no SQL from the archive, as any archive may come from an attacker: a `TABLE` entry
+of a custom-format archive is free text that `pg_restore` would send to the server as it is.
+Instead:
+
+1. the table of contents (`pg_restore --list`) is checked against an allow-list
+   (`archive_toc`): one tenant schema, its tables, sequences, indexes, constraints, their rows
+   and sequence values; anything else refuses the archive before anything happens;
+2. `pg_restore --data-only --use-list=<the data entries>` writes the rows to a local file
+   without connecting to any database;
+3. then one transaction: register the tenant, create its schema and build it from this code's
+   own revisions at the archive's revision (its `alembic_version` row), refuse any entry of the
+   archive that names an object this expected catalog lacks, copy the rows in as data
+   (`archive_data`, COPY protocol) and set the sequences, bring the schema to head, grant the
+   runtime role, issue a key, NOTIFY.
+
+A failure anywhere rolls that transaction back: no tenant, no schema, no role, no row changed.
+The original tenant and a copy can live side by side (the archive's schema name is only read).
 """
 
 import asyncio
-import re
+import errno
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, text
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tenancy.lifecycle.archive_data import archive_revisions, load_data
+from tenancy.lifecycle.archive_toc import (
+    ArchiveToc,
+    ExpectedObjects,
+    InvalidArchive,
+    checked_toc,
+    unexpected_entries,
+)
+from tenancy.lifecycle.catalog import schema_catalog
 from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
 from tenancy.lifecycle.errors import LifecycleError, SchemaMissing, TenantExists, UnknownTenant
-from tenancy.lifecycle.pgtools import pg_tool, server_major
+from tenancy.lifecycle.pgtools import PgTool, pg_tool, server_major
 from tenancy.lifecycle.records import schema_present
-from tenancy.migrate.tracks import Tracks
-from tenancy.naming import (
-    checked_data_schema,
-    is_archive_schema,
-    is_staging_schema,
-    is_tenant_schema,
-    quote_data_schema,
-    quote_schema,
-    quote_staging_schema,
-    slug_of_schema,
-    staging_schema,
-)
+from tenancy.migrate.tracks import Tracks, run_track
+from tenancy.naming import checked_data_schema, is_tenant_schema, slug_of_schema
 from tenancy.provisioning import (
     CreatedTenant,
     Onboarding,
     announce,
-    duplicates_as,
+    create_schema,
     grant,
     issue_first_key,
     register,
@@ -47,13 +60,11 @@ from tenancy.provisioning import (
 )
 from tenancy.registry import tenants
 
-PSQL_FLAGS = ("--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1")
-"""Every --command and --file in one transaction, rolled back at the first error."""
-_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+)", re.MULTILINE)
+__all__ = ["IMPORT_STEPS", "ExportedTenant", "InvalidArchive", "export_tenant", "import_tenant"]
 
 
-class InvalidArchive(LifecycleError):
-    """The file is not an export of exactly one tenant schema."""
+class ExportTargetExists(LifecycleError):
+    """The export's file exists (or is a symbolic link) and --force was not given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +75,55 @@ class ExportedTenant:
     size_bytes: int
 
 
-async def export_tenant(engine: AsyncEngine, slug: str, file: Path) -> ExportedTenant:
-    """A consistent snapshot of the tenant's schema (live or archived), data included."""
+async def export_tenant(
+    engine: AsyncEngine, slug: str, file: Path, *, force: bool = False
+) -> ExportedTenant:
+    """A consistent snapshot of the tenant's schema (live or archived), data included.
+
+    Written to a new file of mode 0600 next to `file` (O_CREAT | O_EXCL | O_NOFOLLOW), then
+    linked to `file`: an existing file is refused (ExportTargetExists) unless `force`, which
+    replaces it; a symbolic link at `file` is never followed (refused, or replaced with force).
+    A failed dump leaves no file behind.
+    """
     async with engine.connect() as conn:
         schema = await tenant_location(conn, slug)
         if not await schema_present(conn, schema):
             raise SchemaMissing(f"tenant {slug!r} has no schema to export ({schema} is gone)")
         pg_dump = pg_tool("pg_dump", await server_major(conn), engine.url)
-    await asyncio.to_thread(
-        pg_dump.run, "--format=custom", f"--schema={schema}", "--no-owner", f"--file={file}"
-    )
-    size = await asyncio.to_thread(lambda: file.stat().st_size)
+    await asyncio.to_thread(write_export, pg_dump, schema, file, force)
+    size = await asyncio.to_thread(lambda: file.lstat().st_size)
     return ExportedTenant(slug, schema, file, size)
+
+
+def write_export(pg_dump: PgTool, schema: str, file: Path, force: bool) -> None:
+    """pg_dump's archive of `schema` into a new file of mode 0600, then moved to `file`."""
+    if not force and os.path.lexists(file):
+        raise ExportTargetExists(f"{file} exists: pass --force to replace it")
+    partial = file.with_name(f".{file.name}.{os.urandom(6).hex()}.partial")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(partial, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            pg_dump.run_to(out, "--format=custom", f"--schema={schema}", "--no-owner")
+        _put_in_place(partial, file, force)
+    finally:
+        if os.path.lexists(partial):
+            os.unlink(partial)
+
+
+def _put_in_place(partial: Path, file: Path, force: bool) -> None:
+    """rename() replaces a symbolic link itself, link() never overwrites: neither follows one."""
+    if force:
+        os.replace(partial, file)
+        return
+    try:
+        os.link(partial, file, follow_symlinks=False)
+    except FileExistsError:
+        raise ExportTargetExists(f"{file} exists: pass --force to replace it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP):
+            raise
+        os.rename(partial, file)  # no hard links here: the lexists() check above must do
 
 
 async def tenant_location(conn: AsyncConnection, slug: str) -> str:
@@ -92,10 +140,13 @@ async def tenant_location(conn: AsyncConnection, slug: str) -> str:
 
 @dataclass
 class Adoption(Onboarding):
-    """An import: the tenant's tables already sit in a staging schema, at some revision."""
+    """An import: the archive's checked table of contents and its rows in a local script."""
 
-    staging: str = field(kw_only=True)
+    toc: ArchiveToc = field(kw_only=True)
+    script: Path = field(kw_only=True)
     tracks: Tracks = field(kw_only=True)
+    revision: str = field(default="", kw_only=True)
+    """The archive's revision, once read."""
 
 
 async def import_tenant(
@@ -105,71 +156,33 @@ async def import_tenant(
     slug: str | None = None,
     display_name: str | None = None,
 ) -> CreatedTenant:
+    """A new tenant from an export; InvalidArchive (one line) for anything but a tenant's data.
+
+    Nothing is written to the database before the one transaction of IMPORT_STEPS, and that
+    transaction is rolled back on any failure. ProcessBehind when a deploy moved the head.
+    """
     refuse_if_behind(tracks)
     async with engine.connect() as conn:
         major = await server_major(conn)
-    restore, psql = pg_tool("pg_restore", major, engine.url), pg_tool("psql", major, engine.url)
-    source = exported_schema(await asyncio.to_thread(restore.run, "--list", str(file)))
-    adoption = Adoption.of(
-        slug or default_slug(source), display_name, staging=staging_schema(), tracks=tracks
-    )
-    await refuse_taken_slug(engine, adoption.slug)
-    try:
-        with tempfile.TemporaryDirectory(prefix="tenantry-import-") as folder:
-            script = Path(folder) / "restore.sql"
-            await asyncio.to_thread(
-                restore.run, "--no-owner", "--no-privileges", f"--file={script}", str(file)
-            )
-            taken = await schema_exists(engine, source)
-            commands = staging_commands(script, source, adoption.staging, taken)
-            await asyncio.to_thread(psql.run, *PSQL_FLAGS, *commands)
+    restore = pg_tool("pg_restore", major, engine.url)
+    toc = checked_toc(await asyncio.to_thread(restore.run, "--list", str(file)))
+    with tempfile.TemporaryDirectory(prefix="tenantry-import-") as folder:
+        use_list, script = Path(folder) / "data.list", Path(folder) / "data.sql"
+        use_list.write_text("".join(entry.line + "\n" for entry in toc.data_entries()))
+        adoption = Adoption.of(
+            slug or default_slug(toc.schema), display_name, toc=toc, script=script, tracks=tracks
+        )
+        await refuse_taken_slug(engine, adoption.slug)
+        await asyncio.to_thread(
+            restore.run,
+            "--data-only",
+            "--no-owner",
+            "--no-privileges",
+            f"--use-list={use_list}",
+            f"--file={script}",
+            str(file),
+        )
         return await run_steps(engine, adoption, IMPORT_STEPS)
-    finally:
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(
-                f"DROP SCHEMA IF EXISTS {quote_staging_schema(adoption.staging)} CASCADE"
-            )
-
-
-def staging_commands(script: Path, source: str, staging: str, source_taken: bool) -> list[str]:
-    """psql arguments restoring `script` into `staging`, one transaction (see PSQL_FLAGS)."""
-    restored = ["--file", str(script), "--command", _rename(source, staging)]
-    if not source_taken:
-        return restored
-    aside = staging_schema()
-    return [
-        "--command",
-        _rename(source, aside),
-        *restored,
-        "--command",
-        _rename(aside, source),
-    ]
-
-
-def _rename(old: str, new: str) -> str:
-    return f"ALTER SCHEMA {_quote_any(old)} RENAME TO {_quote_any(new)}"
-
-
-def _quote_any(name: str) -> str:
-    return quote_staging_schema(name) if is_staging_schema(name) else quote_data_schema(name)
-
-
-async def schema_exists(engine: AsyncEngine, schema: str) -> bool:
-    async with engine.connect() as conn:
-        found = await conn.scalar(
-            text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
-        )
-    return found is not None
-
-
-def exported_schema(listing: str) -> str:
-    """The one tenant (or archived tenant) schema a `pg_restore --list` shows."""
-    schemas = _SCHEMA_ENTRY.findall(listing)
-    if len(schemas) != 1 or not (is_tenant_schema(schemas[0]) or is_archive_schema(schemas[0])):
-        raise InvalidArchive(
-            f"not a tenant export: expected one tenant schema, found {schemas or 'none'}"
-        )
-    return schemas[0]
 
 
 def default_slug(source: str) -> str:
@@ -185,15 +198,74 @@ async def refuse_taken_slug(engine: AsyncEngine, slug: str) -> None:
             raise TenantExists(f"tenant {slug!r} already exists")
 
 
-async def adopt_staging_schema(conn: AsyncConnection, adoption: Adoption) -> None:
-    """The staging schema becomes the tenant's, in the transaction that registers it."""
-    renamed = f"{quote_staging_schema(adoption.staging)} RENAME TO {quote_schema(adoption.schema)}"
-    async with duplicates_as(TenantExists(f"schema {adoption.schema} already exists")):
-        await conn.exec_driver_sql(f"ALTER SCHEMA {renamed}")
+async def build_at_archive_revision(conn: AsyncConnection, adoption: Adoption) -> None:
+    """The new (empty) schema, built by this code's revisions up to the archive's revision."""
+    revisions = await asyncio.to_thread(archive_revisions, adoption.script, adoption.toc.schema)
+    if len(revisions) != 1:
+        raise InvalidArchive(f"refused: expected one alembic_version row, found {len(revisions)}")
+    try:
+        known = adoption.tracks.tenant.get_revision(revisions[0])
+        if known is None or known.revision != revisions[0]:  # 'head', 'base', a prefix...
+            raise CommandError("not a revision id")
+        await conn.run_sync(run_track, adoption.tracks.tenant, adoption.schema, revisions[0])
+        adoption.revision = revisions[0]
+    except (CommandError, RevisionError, KeyError) as exc:
+        raise InvalidArchive(
+            f"refused: revision {revisions[0][:40]!r} is not in this code's history: {exc}"
+        ) from None
+
+
+async def check_entries(conn: AsyncConnection, adoption: Adoption) -> None:
+    """Every entry of the archive names an object of the expected catalog (built just now)."""
+    expected = expected_objects(await schema_catalog(conn, adoption.schema))
+    unexpected = unexpected_entries(adoption.toc, expected)
+    if unexpected:
+        raise InvalidArchive(
+            f"refused: the archive holds {unexpected[0].describe()!r}, which revision "
+            f"{adoption.revision} does not create"
+        )
+
+
+async def load_rows(conn: AsyncConnection, adoption: Adoption) -> None:
+    catalog = await schema_catalog(conn, adoption.schema)
+    columns: dict[str, set[str]] = {}
+    for row in catalog["columns"]:
+        columns.setdefault(row[0], set()).add(row[2])
+    tables = {row[0] for row in catalog["relations"] if row[1] in ("r", "p")}
+    sequences = {row[0] for row in catalog["relations"] if row[1] == "S"}
+    await load_data(
+        conn,
+        adoption.script,
+        adoption.toc.schema,
+        adoption.schema,
+        {table: cols for table, cols in columns.items() if table in tables},
+        sequences,
+    )
+
+
+def expected_objects(catalog: dict) -> ExpectedObjects:
+    """The names a schema's catalog (tenancy.lifecycle.catalog) holds, as an archive names them."""
+    return ExpectedObjects(
+        relations=frozenset((row[0], row[1]) for row in catalog["relations"]),
+        constraints=frozenset((row[0], row[1]) for row in catalog["constraints"]),
+        columns=frozenset((row[0], row[2]) for row in catalog["columns"]),
+        types=frozenset(row[0] for row in catalog["types"] if row[1] in ("e", "d", "r", "m")),
+    )
 
 
 async def catch_up(conn: AsyncConnection, adoption: Adoption) -> None:
     await bring_to_head(conn, adoption.tracks, adoption.schema)
 
 
-IMPORT_STEPS = (register, adopt_staging_schema, catch_up, grant, issue_first_key, announce)
+IMPORT_STEPS = (
+    register,
+    create_schema,
+    build_at_archive_revision,
+    check_entries,
+    load_rows,
+    catch_up,
+    grant,
+    issue_first_key,
+    announce,
+)
+"""One transaction (provisioning.run_steps): all of them happen or none does."""
