@@ -1,6 +1,8 @@
 """What every command shares: the owner's engine, and errors as one line on stderr."""
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
@@ -23,6 +25,16 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def output_closed() -> None:
+    """stdout's reader went away (`tenantry migrate --sql | head`): say so in one line, exit 1.
+
+    stdout now points at /dev/null, so the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    fail("output closed early (broken pipe)")
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -32,6 +44,9 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; expected errors become one line on stderr and exit 1."""
     try:
         return asyncio.run(main())
+    except BrokenPipeError:
+        output_closed()
+        raise  # unreachable: output_closed() exits
     except EXPECTED_ERRORS as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits

@@ -12,7 +12,7 @@ import asyncpg
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from service.cli.common import EXPECTED_ERRORS, fail, first_line, owner_engine
+from service.cli.common import EXPECTED_ERRORS, fail, first_line, output_closed, owner_engine
 from service.paths import ALEMBIC_INI
 from tenancy.database import database_url
 from tenancy.migrate.lock import MigrationInProgress
@@ -142,6 +142,9 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(with_url())
+    except BrokenPipeError:
+        output_closed()
+        raise  # unreachable: output_closed() exits
     except (MigrationInProgress, *DATABASE_ERRORS, *EXPECTED_ERRORS) as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits
