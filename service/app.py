@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from service import admin, health, metrics, openapi, songs, todos, users
+from service.docs_ui import install_docs
 from service.paths import ALEMBIC_INI
 from tenancy.database import api_database_url, database_url
 from tenancy.limits import BodySizeLimit
@@ -48,9 +49,12 @@ def create_app(settings: TenancySettings | None = None) -> FastAPI:
         description=openapi.DESCRIPTION,
         openapi_tags=openapi.TAGS,
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # install_docs serves both pages with local assets (no CDN)
+        redoc_url=None,
         lifespan=_lifespan(settings, service_metrics),
     )
     app.state.metrics = service_metrics
+    install_docs(app)
     for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
     _install_middleware(app, settings, service_metrics)
