@@ -11,6 +11,7 @@ import tempfile
 
 import pytest
 
+BROWSER_SECONDS = 90  # the whole browser run, virtual time included
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 OFFLINE_FLAGS = (
     # Anything not on loopback goes to a proxy on the discard port, which refuses: no network.
@@ -31,7 +32,7 @@ def chromium() -> str:
     pytest.skip(reason)
 
 
-async def rendered_dom(url: str, *, budget_ms: int = 15000, timeout: float = 90) -> str:
+async def rendered_dom(url: str, *, budget_ms: int = 15000) -> str:
     """The DOM after the page's scripts ran (virtual time), with the network blocked."""
     browser = chromium()
     with tempfile.TemporaryDirectory(prefix="tenantry-chromium-") as profile:
@@ -51,7 +52,7 @@ async def rendered_dom(url: str, *, budget_ms: int = 15000, timeout: float = 90)
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+            stdout, stderr = await asyncio.wait_for(proc.communicate(), BROWSER_SECONDS)
         except TimeoutError:
             proc.kill()
             await proc.wait()
