@@ -1,8 +1,10 @@
 """The FastAPI application: create_app() wires tenancy, routers and problem+json errors."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -100,6 +102,26 @@ def _install_middleware(
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document gives this path: Starlette's 405 names only the first
+    route matching the path, and FastAPI makes one route per method."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if _path_pattern(template).fullmatch(path):
+            methods |= {method.upper() for method in operations if method.upper() in HTTP_METHODS}
+    return sorted(methods)
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+@lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}/]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def problem(_request: Request, exc: Problem) -> JSONResponse:
@@ -111,11 +133,14 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return Problem(422, "validation-error", "Request validation failed").response(errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         kind = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed"}.get(
             exc.status_code, "http-error"
         )
-        return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return Problem(exc.status_code, kind, str(exc.detail)).response(headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
