@@ -8,13 +8,18 @@ import typer
 from service.cli.common import run_with_engine
 from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
 
-app = typer.Typer(help="Issue, list and revoke tenants' API keys.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Issue, list and revoke tenants' API keys.",
+    no_args_is_help=True,
+)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Slug = Annotated[str, typer.Argument(metavar="SLUG", help="The tenant's slug")]
 
 
 @app.command("create")
-def keys_create(slug: str, as_json: Json = False) -> None:
+def keys_create(slug: Slug, as_json: Json = False) -> None:
     """Issue another active key (clients rotate by holding two); prints it once."""
     key = run_with_engine(lambda engine: create_key(engine, slug))
     if as_json:
@@ -25,7 +30,7 @@ def keys_create(slug: str, as_json: Json = False) -> None:
 
 
 @app.command("list")
-def keys_list(slug: str, as_json: Json = False) -> None:
+def keys_list(slug: Slug, as_json: Json = False) -> None:
     """The tenant's keys, oldest first: id, created, revoked (secrets are never stored)."""
 
     async def keys(engine):
@@ -54,7 +59,12 @@ def keys_list(slug: str, as_json: Json = False) -> None:
 
 
 @app.command("revoke")
-def keys_revoke(key_id: str) -> None:
+def keys_revoke(
+    key_id: Annotated[
+        str,
+        typer.Argument(metavar="KEY_ID", help="From `keys list` (the part after `tnt_` in a key)"),
+    ],
+) -> None:
     """Revoke a key at once on every API process (its id is the part after `tnt_`)."""
     slug = run_with_engine(lambda engine: revoke_key(engine, key_id))
     typer.echo(f"revoked key {key_id} of tenant {slug}")

@@ -20,7 +20,9 @@ from tenancy.tenant_limits import (
 Slug = Annotated[str, typer.Argument(help="The tenant's slug", metavar="SLUG")]
 
 app = typer.Typer(
-    help="Per-tenant rate limits (token bucket per API process).", no_args_is_help=True
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Per-tenant rate limits (token bucket per API process).",
+    no_args_is_help=True,
 )
 
 

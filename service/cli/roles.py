@@ -7,7 +7,11 @@ from tenancy.database import runtime_login
 from tenancy.roles import RUNTIME_GROUP, RoleSetup, RoleSetupError, setup_roles
 from tenancy.settings import get_settings
 
-app = typer.Typer(help="Set up the database roles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Set up the database roles.",
+    no_args_is_help=True,
+)
 
 
 @app.command("setup")

@@ -18,12 +18,17 @@ from tenancy.lifecycle.transfer import export_tenant, import_tenant
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
 
-app = typer.Typer(help="Create, list, suspend, archive, restore, export and import tenants.")
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Create, list, suspend, archive, restore, export and import tenants.",
+)
 
-Slug = Annotated[str, typer.Argument(help="The tenant's slug")]
+Slug = Annotated[str, typer.Argument(metavar="SLUG", help="The tenant's slug")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Yes = Annotated[bool, typer.Option("--yes", help="Confirm; nothing is dropped without it")]
-Name = Annotated[str | None, typer.Option("--name", help="Display name")]
+Name = Annotated[
+    str | None, typer.Option("--name", metavar="NAME", help="Display name (display_name)")
+]
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
 
@@ -103,7 +108,8 @@ def tenants_purge(slug: Slug, yes: Yes = False) -> None:
 
 @app.command("export")
 def tenants_export(
-    slug: Slug, file: Annotated[Path, typer.Argument(help="Archive to write", dir_okay=False)]
+    slug: Slug,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Archive to write", dir_okay=False)],
 ) -> None:
     """Write the tenant's schema and data to FILE (pg_dump custom format)."""
     exported = run_with_engine(lambda engine: export_tenant(engine, slug, file))
@@ -112,8 +118,16 @@ def tenants_export(
 
 @app.command("import")
 def tenants_import(
-    file: Annotated[Path, typer.Argument(help="An export", exists=True, dir_okay=False)],
-    as_slug: Annotated[str | None, typer.Option("--as", help="Slug of the new tenant")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="An export (`tenants export`)", exists=True, dir_okay=False
+        ),
+    ],
+    as_slug: Annotated[
+        str | None,
+        typer.Option("--as", metavar="SLUG", help="Slug of the new tenant (default: the old one)"),
+    ] = None,
     name: Name = None,
     as_json: Json = False,
 ) -> None:
