@@ -70,3 +70,7 @@ def test_usage_errors_exit_2(database: str) -> None:
 def test_migrate_brings_everything_to_head(database: str) -> None:
     result = tenantry("migrate")
     assert result.returncode == 0, result.stderr
+    rerun = tenantry("migrate")  # nothing left to do: no "(0 tenants/s)"
+    assert rerun.returncode == 0, rerun.stderr
+    assert "migrated 0, already current" in rerun.stdout
+    assert "tenants/s" not in rerun.stdout

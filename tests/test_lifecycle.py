@@ -194,6 +194,6 @@ async def test_list_shows_status_revision_created_and_size(
     assert (archived["status"], archived["revision"]) == ("archived", tracks.tenant_head)
     assert archived["schema"].startswith("archived_")
     table = (await cli("tenants", "list")).stdout.splitlines()
-    assert table[0].split() == ["SLUG", "STATUS", "REVISION", "CREATED", "SIZE"]
+    assert table[0].split() == ["SLUG", "STATUS", "REVISION", "CREATED", "SIZE", "NAME"]
     row = next(line.split() for line in table if line.startswith(tenant.slug + " "))
-    assert row[:3] == [tenant.slug, "active", tracks.tenant_head] and row[-1] == "kB"
+    assert row[:3] == [tenant.slug, "active", tracks.tenant_head] and row[6] == "kB"

@@ -91,6 +91,12 @@ async def test_unknown_tenants_and_missing_schemas_are_one_line(
     for argv in (["tenants", "suspend", "ghost"], ["keys", "list", "ghost"]):
         assert_one_line_failure(run([TENANTRY, *argv], env), "ghost")
 
+    empty = [
+        run([TENANTRY, *argv], env).stdout for argv in (["tenants", "list"], ["limits", "list"])
+    ]
+    assert empty[0].startswith("no tenants yet: ")
+    assert empty[1].startswith("no tenant has a limit of its own; every tenant: ")
+
     ghost = run([ALEMBIC, "-c", str(ALEMBIC_INI), "-x", "tenant=ghost", "upgrade", "head"], env)
     assert_one_line_failure(ghost, "unknown tenant(s): ghost")
 

@@ -125,6 +125,16 @@ async def test_limits_set_keeps_what_it_is_not_told_and_refuses_no_limit(
     async with engine.connect() as conn:
         own = {limit.slug: limit for limit in await tenant_limits(conn)}
     assert (own[slug].per_second, own[slug].burst) == (2.0, 5)
+    listing = (await asyncio.to_thread(run_tenantry, "limits", "list")).stdout.splitlines()
+    assert listing[0].split() == ["SLUG", "OWN", "RATE", "OWN", "BURST", "IN", "FORCE"]
+    assert next(line for line in listing if line.startswith(slug + " ")).split() == [
+        slug,
+        "2/s",
+        "5",
+        "2/s,",
+        "burst",
+        "5",
+    ]
 
     code, stdout, stderr = await limits_set(other_tenant.slug, "--burst", "5")
     assert (code, stdout) == (1, "")

@@ -25,6 +25,16 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, a header row first (the last column is not padded,
+    so a free-text one such as a display name goes last)."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
 def output_closed() -> None:
     """stdout's reader went away (`tenantry migrate --sql | head`): say so in one line, exit 1.
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import run_with_engine
+from service.cli.common import print_table, run_with_engine
 from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
 
 app = typer.Typer(
@@ -53,9 +53,17 @@ def keys_list(slug: Slug, as_json: Json = False) -> None:
             )
         )
         return
-    for row in rows:
-        revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
-        typer.echo(f"{row.key_id}  created {row.created_at:%Y-%m-%d %H:%M}  {revoked}")
+    print_table(
+        ("KEY_ID", "CREATED", "STATUS"),
+        [
+            (
+                row.key_id,
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active",
+            )
+            for row in rows
+        ],
+    )
 
 
 @app.command("revoke")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, owner_engine, run
+from service.cli.common import fail, owner_engine, print_table, run
 from tenancy.ratelimit import effective_limit
 from tenancy.settings import get_settings
 from tenancy.tenant_limits import (
@@ -89,8 +89,21 @@ def limits_list(
     if as_json:
         typer.echo(json.dumps([asdict(row) for row in rows]))
         return
-    for row in rows:
-        typer.echo(f"{row.slug}\t{_describe(row.per_second, row.burst)}")
+    if not rows:
+        typer.echo(f"no tenant has a limit of its own; every tenant: {_describe(None, None)}")
+        return
+    print_table(
+        ("SLUG", "OWN RATE", "OWN BURST", "IN FORCE"),
+        [
+            (
+                row.slug,
+                "-" if row.per_second is None else f"{row.per_second:g}/s",
+                "-" if row.burst is None else str(row.burst),
+                _describe(row.per_second, row.burst),
+            )
+            for row in rows
+        ],
+    )
 
 
 def _describe(per_second: float | None, burst: int | None) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, run_with_engine
+from service.cli.common import fail, print_table, run_with_engine
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant, restore_tenant
@@ -43,7 +43,7 @@ def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None
 
 @app.command("list")
 def tenants_list(as_json: Json = False) -> None:
-    """List tenants: slug, status, revision, created, size on disk."""
+    """List tenants by slug: slug, status, revision, created, size on disk, display name."""
 
     async def inventory(engine):
         async with engine.connect() as conn:
@@ -53,11 +53,12 @@ def tenants_list(as_json: Json = False) -> None:
     if as_json:
         typer.echo(json.dumps([asdict(row) for row in rows], default=datetime.isoformat))
         return
-    table = [("SLUG", "STATUS", "REVISION", "CREATED", "SIZE")] + [_cells(r) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    if not rows:
+        typer.echo("no tenants yet: `tenantry tenants create SLUG` makes one")
+        return
+    print_table(
+        ("SLUG", "STATUS", "REVISION", "CREATED", "SIZE", "NAME"), [_cells(r) for r in rows]
+    )
 
 
 @app.command("suspend")
@@ -145,13 +146,14 @@ def _print_created(created: CreatedTenant, as_json: bool) -> None:
     typer.echo(f"API key (shown once): {created.api_key}")
 
 
-def _cells(row: TenantSummary) -> tuple[str, str, str, str, str]:
+def _cells(row: TenantSummary) -> tuple[str, str, str, str, str, str]:
     return (
         row.slug,
         row.status,
         row.revision or "-",
         f"{row.created_at:%Y-%m-%d %H:%M}",
         human_size(row.size_bytes),
+        row.display_name,
     )
 
 
