@@ -27,7 +27,10 @@ Slug = Annotated[str, typer.Argument(metavar="SLUG", help="The tenant's slug")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Yes = Annotated[bool, typer.Option("--yes", help="Confirm; nothing is dropped without it")]
 Name = Annotated[
-    str | None, typer.Option("--name", metavar="NAME", help="Display name (display_name)")
+    str | None,
+    typer.Option(
+        "--display-name", "--name", metavar="NAME", help="Display name (display_name over HTTP)"
+    ),
 ]
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
@@ -51,7 +54,7 @@ def tenants_list(as_json: Json = False) -> None:
 
     rows = run_with_engine(inventory)
     if as_json:
-        typer.echo(json.dumps([asdict(row) for row in rows], default=datetime.isoformat))
+        typer.echo(json.dumps([_record(row) for row in rows], default=datetime.isoformat))
         return
     if not rows:
         typer.echo("no tenants yet: `tenantry tenants create SLUG` makes one")
@@ -140,10 +143,17 @@ def tenants_import(
 
 def _print_created(created: CreatedTenant, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(asdict(created)))
+        typer.echo(json.dumps(_record(created)))
         return
     typer.echo(f"created tenant {created.slug} (schema {created.schema})")
     typer.echo(f"API key (shown once): {created.api_key}")
+
+
+def _record(row: CreatedTenant | TenantSummary) -> dict[str, object]:
+    """As the admin API words it: `schema_name`, `display_name`."""
+    record = asdict(row)
+    record["schema_name"] = record.pop("schema")
+    return record
 
 
 def _cells(row: TenantSummary) -> tuple[str, str, str, str, str, str]:
