@@ -158,7 +158,8 @@ async def test_nothing_is_dropped_without_yes(
         ([("suspend", "ghost-tenant")], "unknown tenant 'ghost-tenant'"),
         ([("drop", "{slug}", "--yes"), ("drop", "{slug}", "--yes")], "already archived"),
         ([("drop", "{slug}", "--yes"), ("suspend", "{slug}")], "archived; restore it first"),
-        ([("restore", "{slug}")], "is not archived"),
+        ([("restore", "{slug}")], "is not archived (active): nothing to restore"),
+        ([("purge", "{slug}", "--yes")], "only an archived tenant can be purged"),
     ],
 )
 async def test_lifecycle_refusals_are_one_line(

@@ -84,7 +84,7 @@ async def purge_tenant(engine: AsyncEngine, slug: str) -> str:
     """Drop an archived tenant's schema and registry row for good; returns the dropped schema."""
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
-        archived = tenant.archived_in()
+        archived = tenant.archived_in("purge")
         quoted = quote_archive_schema(archived)
         await conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
         await conn.execute(delete(tenants).where(tenants.c.id == tenant.id))

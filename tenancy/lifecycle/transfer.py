@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenancy.lifecycle.catchup import bring_to_head
 from tenancy.lifecycle.errors import LifecycleError, TenantExists, UnknownTenant
-from tenancy.lifecycle.pgtools import pg_tool, server_major
+from tenancy.lifecycle.pgtools import PgToolFailed, pg_tool, server_major
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import (
     checked_data_schema,
@@ -49,6 +49,7 @@ from tenancy.registry import tenants
 PSQL_FLAGS = ("--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1")
 """Every --command and --file in one transaction, rolled back at the first error."""
 _SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - (\S+)", re.MULTILINE)
+_ARCHIVED_SLUG = re.compile(r"^archived_[0-9]+_")  # what is left is the slug, with _ for -
 
 
 class InvalidArchive(LifecycleError):
@@ -105,7 +106,14 @@ async def import_tenant(
     async with engine.connect() as conn:
         major = await server_major(conn)
     restore, psql = pg_tool("pg_restore", major, engine.url), pg_tool("psql", major, engine.url)
-    source = exported_schema(await asyncio.to_thread(restore.run, "--list", str(file)))
+    try:
+        listing = await asyncio.to_thread(restore.run, "--list", str(file))
+    except PgToolFailed as exc:
+        raise InvalidArchive(
+            f"{file} is not a tenant export: pg_restore cannot read it (`tenantry tenants "
+            "export` writes one)"
+        ) from exc
+    source = exported_schema(listing)
     adoption = Adoption.of(
         slug or default_slug(source), display_name, staging=staging_schema(), tracks=tracks
     )
@@ -170,7 +178,11 @@ def exported_schema(listing: str) -> str:
 
 def default_slug(source: str) -> str:
     if not is_tenant_schema(source):
-        raise InvalidArchive(f"the file holds {source}: name the new tenant with --as SLUG")
+        suggestion = _ARCHIVED_SLUG.sub("", source).replace("_", "-")
+        raise InvalidArchive(
+            f"the file holds archived tenant {suggestion!r} (schema {source}): name the new "
+            f"tenant with --as, e.g. --as {suggestion}"
+        )
     return slug_of_schema(source)
 
 
