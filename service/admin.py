@@ -21,7 +21,7 @@ from tenancy.lifecycle.errors import TenantExists, TenantStateConflict, UnknownK
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
-from tenancy.problems import Problem, conflict, not_found, problem_responses, unauthorized
+from tenancy.problems import Problem, conflict, not_found, problem_responses
 from tenancy.provisioning import create_tenant
 from tenancy.runtime import Tenancy
 
@@ -30,10 +30,19 @@ def require_admin(request: Request) -> Tenancy:
     runtime: Tenancy = request.state.tenancy
     expected = runtime.settings.admin_token
     presented = request.headers.get("authorization", "")
-    if expected is None or not hmac.compare_digest(
+    if expected is None:
+        raise Problem(
+            401, "unauthorized", "The admin API is closed", "Set TENANTRY_ADMIN_TOKEN to open it."
+        )
+    if not hmac.compare_digest(
         presented.encode(), f"Bearer {expected.get_secret_value()}".encode()
     ):
-        raise unauthorized()
+        raise Problem(
+            401,
+            "unauthorized",
+            "Missing or invalid admin token",
+            "Send Authorization: Bearer <TENANTRY_ADMIN_TOKEN>.",
+        )
     return runtime
 
 

@@ -5,6 +5,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -102,6 +103,24 @@ def _install_middleware(
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
+def _friendlier(error: Any, request: Request) -> str:
+    """Pydantic's message, where it misleads a client said plainly."""
+    value = error.get("input")
+    if (
+        error["type"] == "string_too_short"
+        and isinstance(value, str)
+        and value
+        and not value.strip()
+    ):
+        return "Must contain a non-space character (surrounding whitespace is ignored)"
+    if list(error["loc"]) == ["body"] and error["type"] in ("model_attributes_type", "dict_type"):
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            shown = media_type or "none"
+            return f"Send the body as a JSON object with Content-Type: application/json ({shown})"
+    return error["msg"]
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method the OpenAPI document gives this path: Starlette's 405 names only the first
     route matching the path, and FastAPI makes one route per method."""
@@ -129,7 +148,10 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = [
+            {"loc": list(e["loc"]), "msg": _friendlier(e, _request), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return Problem(422, "validation-error", "Request validation failed").response(errors=errors)
 
     @app.exception_handler(HTTPException)
