@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from service import admin, health, metrics, openapi, songs, todos, users
@@ -164,9 +165,19 @@ def _install_problem_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return Problem(exc.status_code, kind, str(exc.detail)).response(headers=headers)
 
+    @app.exception_handler(PoolTimeout)
+    async def busy(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        """Every pooled connection stayed in use for pool_timeout seconds: a defined 503 that
+        tells the client when to try again, not an internal error."""
+        detail = "No database connection became free in time; try again shortly"
+        return Problem(503, "busy", detail).response(headers={"Retry-After": "1"})
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id."""
+        """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id.
+        A pool timeout raised in a middleware (a registry lookup) lands here too: still busy."""
+        if isinstance(exc, PoolTimeout):
+            return await busy(request, exc)
         request_id = getattr(request.state, REQUEST_ID_STATE, None)
         log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
         headers = {"X-Request-ID": request_id} if request_id else None

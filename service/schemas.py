@@ -71,5 +71,5 @@ def parse_cursor(cursor: str | None) -> int | None:
     return int(cursor)
 
 
-TENANT_PROBLEMS = problem_responses(400, 401, 403, 413, 422)
+TENANT_PROBLEMS = problem_responses(400, 401, 403, 413, 422, 503)
 """What any tenant route may answer before or instead of its handler's result."""

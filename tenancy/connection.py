@@ -1,38 +1,98 @@
-"""asyncpg connections whose BEGIN carries the tenant's search_path: one round trip, not two.
+"""asyncpg connections whose BEGIN carries the tenant's search_path, and whose prepared
+statements are never shared between tenants whose tables differ.
 
-asyncpg starts every transaction with the simple query `BEGIN;` (SQLAlchemy's asyncpg dialect
-sends it lazily, just before the transaction's first statement). Appending
-`SET LOCAL search_path TO "tenant_x";` to that same query sets the schema in the round trip that
-opens the transaction. `SET LOCAL` ends with the transaction exactly as
+**The search_path rides with BEGIN.** asyncpg starts every transaction with the simple query
+`BEGIN;` (SQLAlchemy's asyncpg dialect sends it lazily, just before the transaction's first
+statement). Appending `SET LOCAL search_path TO "tenant_x", extensions;` to that same query sets
+the schema (and, after it, the shared extensions schema: see tenancy.naming) in the round trip
+that opens the transaction. `SET LOCAL` ends with the transaction exactly as
 `set_config('search_path', :schema, true)` does; the simple query protocol has no bound
-parameters, so the name goes through `quote_schema`, which only admits checked tenant schemas.
+parameters, so the name goes through `quote_search_path`, which only admits checked tenant
+schemas.
+Every BEGIN also carries `RESET ALL; RESET ROLE;`, so no session-level setting that an earlier
+transaction on the pooled connection left behind (a handler's, or an injection's `SET`) is in
+force in the next one, at no extra round trip.
+
+**Statements are cached per table shape.** SQLAlchemy's asyncpg dialect caches prepared
+statements per connection, keyed by their SQL text. Under a search_path that changes per
+transaction that is not enough: a statement prepared for one tenant and run for another is
+re-analysed by PostgreSQL under the new path, and when its result types differ (a column whose
+type a revision changed on one tenant only; a per-tenant enum, whose OID differs in every
+schema) PostgreSQL refuses it (`cached plan must not change result type`), failing the
+transaction. So the cache is keyed by the statement and the *shape* of the tenant's tables: an
+md5 of every column's name, type OID, typmod and collation in the schema, read from the catalog
+once per process and schema (one query, the first time a process sees the schema). Tenants whose
+tables match share statements, so a switch between them costs no round trip; tenants that differ
+never share one. When a statement still goes stale (a migration changed a table after its shape
+was read), the dialect invalidates its caches and this connection forgets every shape it read.
 """
 
+from collections.abc import Hashable
 from typing import Any
 
 import asyncpg
+from sqlalchemy.util import LRUCache
 
-from tenancy.naming import quote_schema
+from tenancy.naming import quote_search_path
 from tenancy.observability.db_tag import quote_tag
+
+RESET_SESSION = " RESET ALL; RESET ROLE;"
+"""Appended to every BEGIN: session-level settings and role back to the connection's defaults
+(the values it logged in with). Transactional, so it holds for the transaction it opens."""
+
+TABLE_SHAPE = """\
+SELECT md5(coalesce(string_agg(
+         concat_ws(':', c.relname, a.attnum, a.attname, a.atttypid, a.atttypmod, a.attcollation),
+         ',' ORDER BY c.relname, a.attnum), ''))
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class c ON c.oid = d.objid
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+  AND d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+  AND d.refobjid = (SELECT oid FROM pg_catalog.pg_namespace
+                    WHERE nspname = pg_catalog.current_schema())"""
+"""The shape of the current schema's tables: a text of 32 hex digits. Relations are found through
+pg_depend's index on the namespace they belong to (pg_class has none on relnamespace alone), so
+it costs a few index lookups, not a scan of a catalog that holds every tenant's tables."""
 
 
 class TenantConnection(asyncpg.Connection):
-    """An asyncpg connection that can be told the search_path of its next transaction."""
+    """An asyncpg connection that can be told the search_path of its next transaction.
 
-    __slots__ = ("_begin_suffix",)
+    Engines get a subclass of their own from `for_engine()`, which holds the engine's table
+    shapes (schema -> shape, read once per process and schema).
+    """
+
+    __slots__ = ("_begin_suffix", "_schema", "_shape")
+    _shapes: dict[str, str] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._begin_suffix = ""
+        self._schema: str | None = None
+        self._shape: str | None = None
+
+    @classmethod
+    def for_engine(cls, *, shapes: bool) -> type["TenantConnection"]:
+        """A subclass with a table-shape map of its own (shapes=False: none, for engines whose
+        statements are never cached, as behind PgBouncer)."""
+        return type(cls.__name__, (cls,), {"__slots__": (), "_shapes": {} if shapes else None})
 
     def search_path_on_begin(self, schema: str | None, tag: str | None = None) -> None:
         """Arm the next BEGIN with this tenant schema (and application_name tag); None disarms."""
         suffix = ""
         if schema:
-            suffix = f" SET LOCAL search_path TO {quote_schema(schema)};"
+            suffix = f" SET LOCAL search_path TO {quote_search_path(schema)};"
             if tag:
                 suffix += f" SET LOCAL application_name TO {quote_tag(tag)};"
+        self._schema = schema or None
         self._begin_suffix = suffix
+
+    @property
+    def statement_namespace(self) -> Hashable:
+        """What the current transaction's prepared statements are cached under: its tenant's
+        table shape (the schema's name while the shape is unknown); None outside tenants."""
+        return self._shape or self._schema
 
     async def execute(
         self,
@@ -40,14 +100,69 @@ class TenantConnection(asyncpg.Connection):
         *args: Any,
         timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's own signature)
     ) -> str:
-        suffix = self._begin_suffix
-        if not suffix or args or not query.startswith("BEGIN"):
+        if args or not query.startswith("BEGIN"):
+            if query.startswith(("COMMIT", "ROLLBACK")):
+                self._schema = self._shape = None
             return await super().execute(query, *args, timeout=timeout)
+        suffix, schema = self._begin_suffix, self._schema
         self._begin_suffix = ""
         try:
-            return await super().execute(query + suffix, timeout=timeout)
+            status = await super().execute(query + RESET_SESSION + suffix, timeout=timeout)
+            self._shape = await self._shape_of(schema) if suffix else None
+            return status
         except BaseException:
             # BEGIN may have succeeded before the SET failed or was cancelled: never hand out a
             # connection in that state; a closed connection is discarded by the pool.
             self.terminate()
             raise
+
+    async def reload_schema_state(self) -> None:
+        """After a stale statement (SQLAlchemy's dialect calls this on every connection once):
+        shapes read before may be out of date too, so read the current one again."""
+        await super().reload_schema_state()
+        if self._shapes is not None:
+            self._shapes.clear()
+            if self._shape is not None:
+                self._shape = await self._shape_of(self._schema)
+
+    async def _shape_of(self, schema: str | None) -> str | None:
+        shapes = self._shapes
+        if shapes is None or schema is None:
+            return None
+        shape = shapes.get(schema)
+        if shape is None:
+            shape = shapes[schema] = await self.fetchval(TABLE_SHAPE)
+        return shape
+
+
+def statement_namespace(driver: TenantConnection) -> Hashable:
+    """The key prefix of driver's cached statements (see TenantConnection.statement_namespace)."""
+    return driver.statement_namespace
+
+
+class ShapeKeyedStatementCache:
+    """SQLAlchemy's asyncpg dialect's prepared-statement cache (the mapping it keeps per
+    connection in `_prepared_statement_cache`), keyed by (statement namespace, SQL) instead of
+    SQL alone. An LRU of `capacity` statements per connection; evicted statements are closed on
+    the server by asyncpg."""
+
+    __slots__ = ("_driver", "_lru")
+
+    def __init__(self, driver: TenantConnection, capacity: int) -> None:
+        self._driver = driver
+        self._lru: LRUCache = LRUCache(capacity)
+
+    def _key(self, operation: str) -> tuple[Hashable, str]:
+        return statement_namespace(self._driver), operation
+
+    def __contains__(self, operation: str) -> bool:
+        return self._key(operation) in self._lru
+
+    def __getitem__(self, operation: str) -> Any:
+        return self._lru[self._key(operation)]
+
+    def __setitem__(self, operation: str, value: Any) -> None:
+        self._lru[self._key(operation)] = value
+
+    def __len__(self) -> int:
+        return len(self._lru)

@@ -4,13 +4,14 @@ import re
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tenancy.connection import TenantConnection
+from tenancy.connection import ShapeKeyedStatementCache, TenantConnection
 from tenancy.pool import limit_connection_uses
 from tenancy.settings import TenancySettings
 
@@ -107,9 +108,11 @@ async def drop_database(url: str) -> None:
 
 
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
-    """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection)
-    and connections are replaced after pool_max_uses checkouts or pool_recycle seconds.
-    hide_parameters: bound values (request bodies) never reach logs or error messages."""
+    """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection),
+    prepared statements are cached per table shape (ShapeKeyedStatementCache, never behind
+    PgBouncer), and connections are replaced after pool_max_uses checkouts or pool_recycle
+    seconds. hide_parameters: bound values (request bodies) never reach logs or errors."""
+    connection_class = TenantConnection.for_engine(shapes=not settings.pgbouncer)
     engine = create_async_engine(
         url,
         pool_size=settings.pool_size,
@@ -118,13 +121,26 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
         pool_recycle=settings.pool_recycle,
         hide_parameters=True,
         connect_args={
-            "connection_class": TenantConnection,
+            "connection_class": connection_class,
             "server_settings": {"application_name": settings.application_name},
             **pgbouncer_connect_args(settings),
         },
     )
+    if not settings.pgbouncer:
+        cache_statements_per_shape(engine, settings.statement_cache_size)
     limit_connection_uses(engine, settings.pool_max_uses)
     return engine
+
+
+def cache_statements_per_shape(engine: AsyncEngine, capacity: int) -> None:
+    """Replace the dialect's per-connection statement cache (keyed by SQL) with one keyed by
+    the tenant's table shape and SQL, as each connection opens (see tenancy.connection)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def shape_keyed(dbapi_connection: Any, _record: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if isinstance(driver, TenantConnection):
+            dbapi_connection._prepared_statement_cache = ShapeKeyedStatementCache(driver, capacity)
 
 
 def pgbouncer_connect_args(settings: TenancySettings) -> dict[str, object]:
@@ -133,7 +149,11 @@ def pgbouncer_connect_args(settings: TenancySettings) -> dict[str, object]:
     transaction nor clash by name with another client's (PgBouncer < 1.21 does not track them)."""
     if not settings.pgbouncer:
         return {}
-    return {"prepared_statement_cache_size": 0, "prepared_statement_name_func": _unique_name}
+    return {
+        "prepared_statement_cache_size": 0,  # SQLAlchemy's cache of the statements it runs
+        "prepared_statement_name_func": _unique_name,
+        "statement_cache_size": 0,  # asyncpg's own, which serves its type introspection
+    }
 
 
 def _unique_name() -> str:

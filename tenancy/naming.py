@@ -6,6 +6,13 @@ import secrets
 REGISTRY_SCHEMA = "tenantry"
 """The shared schema holding the registry; never on a tenant's search_path."""
 
+EXTENSIONS_SCHEMA = "extensions"
+"""The one shared schema on every tenant's search_path, after the tenant's own: extensions are
+installed there (`CREATE EXTENSION citext SCHEMA extensions`, in a shared revision), so their
+types, functions and operators resolve in tenant revisions and requests. The shared revision
+that creates it grants USAGE to everyone and CREATE to no one but its owner: no tenant's
+transaction can write there."""
+
 TENANT_SCHEMA_PREFIX = "tenant_"
 ARCHIVE_SCHEMA_PREFIX = "archived_"
 """Archived tenants' schemas: outside the tenant namespace, so no request can reach them."""
@@ -147,6 +154,17 @@ def quote_schema(name: str) -> str:
     the double quotes never need escaping.
     """
     return _quoted(checked_schema(name))
+
+
+def tenant_search_path(schema: str) -> str:
+    """The search_path of a tenant's transactions, as a set_config value:
+    'tenant_acme, extensions' (raises InvalidSchemaName for anything but a tenant schema)."""
+    return f"{checked_schema(schema)}, {EXTENSIONS_SCHEMA}"
+
+
+def quote_search_path(schema: str) -> str:
+    """tenant_search_path for the simple query protocol: '"tenant_acme", extensions'."""
+    return f"{quote_schema(schema)}, {EXTENSIONS_SCHEMA}"
 
 
 def quote_archive_schema(name: str) -> str:

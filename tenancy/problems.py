@@ -108,7 +108,8 @@ PROBLEM_STATUSES: dict[int, str] = {
     422: "Invalid input (`validation-error`, with `errors`)",
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
-    503: "Not ready (`not-ready`)",
+    503: "Not ready (`not-ready`), or no database connection free in time (`busy`, with "
+    "Retry-After)",
 }
 
 

@@ -22,7 +22,7 @@ from tenancy.lifecycle.build import run_script
 from tenancy.lifecycle.errors import TenantExists, UnknownKey, UnknownTenant
 from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
-from tenancy.naming import quote_schema, tenant_schema, validate_slug
+from tenancy.naming import quote_schema, tenant_schema, tenant_search_path, validate_slug
 from tenancy.registry import announce_change, tenants
 from tenancy.roles import grant_runtime
 from tenancy.session import SET_TENANT_SEARCH_PATH
@@ -128,7 +128,7 @@ async def create_schema(conn: AsyncConnection, onboarding: Onboarding) -> None:
     CREATE SCHEMA goes over the simple query protocol: a statement that is new for every tenant
     gains nothing from being prepared but a round trip.
     """
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": onboarding.schema})
+    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(onboarding.schema)})
     async with duplicates_as(TenantExists(f"schema {onboarding.schema} already exists")):
         await run_script(conn, f"CREATE SCHEMA {quote_schema(onboarding.schema)}")
 

@@ -1,4 +1,4 @@
-"""The per-request transaction, with the tenant's schema as its only search_path."""
+"""The per-request transaction, with the tenant's schema first on its search_path."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenancy.connection import TenantConnection
-from tenancy.naming import checked_schema
+from tenancy.naming import checked_schema, tenant_search_path
 from tenancy.observability.db_tag import SET_TENANT_SEARCH_PATH_AND_TAG
 
 SET_TENANT_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
-"""Transaction-scoped (`is_local = true`) and bound: it ends with the transaction, always."""
+"""Transaction-scoped (`is_local = true`) and bound: it ends with the transaction, always.
+:schema is a tenant_search_path() value (the tenant's schema, then the extensions schema)."""
 
 _SCHEMA = "tenantry_schema"
 _TAG = "tenantry_tag"
@@ -39,9 +40,10 @@ def _enter_tenant_schema(
         driver.search_path_on_begin(schema, tag)
         session.info[_ARMED] = driver
     elif tag is None:
-        connection.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
+        connection.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
     else:
-        connection.execute(SET_TENANT_SEARCH_PATH_AND_TAG, {"schema": schema, "tag": tag})
+        path = tenant_search_path(schema)
+        connection.execute(SET_TENANT_SEARCH_PATH_AND_TAG, {"schema": path, "tag": tag})
 
 
 @asynccontextmanager

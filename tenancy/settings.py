@@ -56,6 +56,12 @@ class TenancySettings(BaseSettings):
         default=1800,
         description="Seconds after which a pooled connection is replaced (-1: never).",
     )
+    statement_cache_size: int = Field(
+        default=500,
+        ge=1,
+        description="Prepared statements kept per pooled connection (an LRU over every table "
+        "shape it served; tenants whose tables differ never share one). Unused with pgbouncer.",
+    )
     pool_max_uses: int = Field(
         default=1000,
         ge=0,

@@ -142,6 +142,14 @@ async def other_tenant(engine: AsyncEngine, blueprint: TenantBlueprint) -> Creat
     return await create_tenant(engine, blueprint, "o-" + secrets.token_hex(5))
 
 
+@pytest.fixture
+def without_session_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For negative controls: BEGIN no longer resets what earlier transactions SET session-wide."""
+    from tenancy import connection
+
+    monkeypatch.setattr(connection, "RESET_SESSION", "")
+
+
 RUNTIME_ROLE = "tenantry_test_api"
 
 

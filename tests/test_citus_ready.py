@@ -139,7 +139,9 @@ _CENSUS_LEG = rf'SELECT \d+, version_num FROM "{_SCHEMA_NAME}"\.alembic_version'
 CENSUS_READ = re.compile(rf"{_CENSUS_LEG}(?: UNION ALL {_CENSUS_LEG})*")
 """tenancy/migrate/census.py `_read_chunk`: the one statement allowed to name many schemas."""
 
-ARMED_BEGIN = re.compile(rf'BEGIN[^;]*; SET LOCAL search_path TO "{_SCHEMA_NAME}";')
+ARMED_BEGIN = re.compile(
+    rf'BEGIN[^;]*; RESET ALL; RESET ROLE; SET LOCAL search_path TO "{_SCHEMA_NAME}", extensions;'
+)
 """tenancy/connection.py: the request's BEGIN, carrying its tenant's search_path."""
 
 

@@ -121,7 +121,7 @@ async def test_300_concurrent_requests_over_2_connections_stay_isolated(
 
 @pytest.mark.negative_control
 async def test_negative_control_session_level_search_path_is_caught(
-    database: str, six_tenants: list[CreatedTenant]
+    database: str, six_tenants: list[CreatedTenant], without_session_reset: None
 ) -> None:
     settings = make_settings(database, pool_size=2, max_overflow=0)
     problems = await isolation_problems(settings, six_tenants, naive=True)

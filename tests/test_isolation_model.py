@@ -315,7 +315,7 @@ async def search_path_set_once_per_connection(request: Request) -> AsyncIterator
 
 @pytest.mark.negative_control
 def test_negative_control_the_model_catches_a_path_set_once_per_connection(
-    database: str, runtime_url: str, new_slug: str
+    database: str, runtime_url: str, new_slug: str, without_session_reset: None
 ) -> None:
     settings = make_settings(runtime_url, owner_database_url=database, pool_size=2, max_overflow=0)
     problems: list[str] = []

@@ -16,7 +16,7 @@ from tenancy.database import asyncpg_dsn
 from tenancy.migrate.census import read_versions, registered_tenants
 from tenancy.migrate.lock import MIGRATE_LOCK, exclusive_run
 from tenancy.migrate.tracks import load_tracks
-from tenancy.naming import quote_schema
+from tenancy.naming import quote_schema, tenant_search_path
 from tests.conftest import run_alembic
 from tests.migrate_support import (
     ADD_PRIORITY,
@@ -104,7 +104,8 @@ async def test_sql_prints_each_tenants_transaction_and_changes_nothing(
     assert result.returncode == 0, result.stderr
     for tenant in fleet.tenants:
         assert f"-- tenant {tenant.slug}: {PROJECT_HEAD} -> 0002" in result.stdout
-        assert f"SELECT set_config('search_path', '{tenant.schema}', true);" in result.stdout
+        path = tenant_search_path(tenant.schema)
+        assert f"SELECT set_config('search_path', '{path}', true);" in result.stdout
     assert result.stdout.count("ALTER TABLE todos ADD COLUMN priority INTEGER;") == 2
     assert await snapshot() == before
     for tenant in fleet.tenants:

@@ -79,7 +79,11 @@ async def test_negative_control_without_the_pgbouncer_setting_prepared_statement
 
 @pytest.mark.negative_control
 async def test_negative_control_a_session_level_set_leaves_its_path_behind(
-    database: str, runtime_url: str, bouncer: Bouncer, six_tenants: list[CreatedTenant]
+    database: str,
+    runtime_url: str,
+    bouncer: Bouncer,
+    six_tenants: list[CreatedTenant],
+    without_session_reset: None,
 ) -> None:
     settings = through(bouncer, database, runtime_url)
     problems = await isolation_problems(
@@ -95,6 +99,7 @@ async def test_negative_control_a_set_before_the_transaction_serves_another_tena
     runtime_url: str,
     bouncer: Bouncer,
     six_tenants: list[CreatedTenant],
+    without_session_reset: None,
 ) -> None:
     settings = through(bouncer, database, runtime_url)
     problems = await isolation_problems(

@@ -51,6 +51,11 @@ class LoadSpec:
 class RouteStats:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    """Every answer that was not a 200 naming the tenant, dropped connections included."""
+    server_errors: int = 0
+    """Of errors: 5xx answers."""
+    dropped: int = 0
+    """Of errors: connections closed (or broken) before a whole response."""
 
 
 class RequestPlan:
@@ -158,6 +163,7 @@ async def _drive(
                 head, body = await streams[k].exchange(request)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                 stats[k][route].errors += 1
+                stats[k][route].dropped += 1
                 continue
             if sent < schedule.record_from:
                 continue
@@ -165,6 +171,7 @@ async def _drive(
                 stats[k][route].latencies.append(time.perf_counter() - sent)
             else:
                 stats[k][route].errors += 1
+                stats[k][route].server_errors += head.startswith(b"HTTP/1.1 5")
     finally:
         for stream in streams:
             stream.close()
@@ -181,6 +188,8 @@ def summarize(stats: RouteStats, seconds: float) -> dict[str, float]:
     return {
         "requests": len(ordered),
         "errors": stats.errors,
+        "server_errors": stats.server_errors,
+        "dropped": stats.dropped,
         "throughput": len(ordered) / seconds if seconds > 0 else 0.0,
         "p50_ms": percentile(ordered, 0.50) * 1000,
         "p90_ms": percentile(ordered, 0.90) * 1000,
@@ -222,7 +231,10 @@ def _target_result(
     plan: RequestPlan, stats: list[RouteStats], spec: LoadSpec, seconds: float
 ) -> dict[str, Any]:
     everything = RouteStats(
-        latencies=[x for s in stats for x in s.latencies], errors=sum(s.errors for s in stats)
+        latencies=[x for s in stats for x in s.latencies],
+        errors=sum(s.errors for s in stats),
+        server_errors=sum(s.server_errors for s in stats),
+        dropped=sum(s.dropped for s in stats),
     )
     return {
         "issued": plan.issued,

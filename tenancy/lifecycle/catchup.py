@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import LifecycleError
 from tenancy.migrate.tracks import Tracks, run_track
+from tenancy.naming import tenant_search_path
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 
@@ -18,7 +19,7 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
 
     Archived schemas are skipped by `migrate`, and an export may come from older code.
     """
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": schema})
+    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
     try:
         await conn.run_sync(run_track, tracks.tenant, schema)
     except (CommandError, RevisionError) as exc:

@@ -24,7 +24,7 @@ from tenancy.migrate.results import (
     is_lock_conflict,
 )
 from tenancy.migrate.targets import Step
-from tenancy.naming import checked_schema
+from tenancy.naming import tenant_search_path
 
 ENTER_TENANT = "SELECT set_config('search_path', $1, true), set_config('lock_timeout', $2, true)"
 """Transaction-scoped search_path (bound) and lock_timeout: both end with the transaction."""
@@ -66,7 +66,9 @@ async def migrate_tenant(conn: asyncpg.Connection, job: Job, policy: LockPolicy)
         attempt.count += 1
         try:
             async with conn.transaction():
-                await conn.fetchrow(ENTER_TENANT, checked_schema(job.tenant.schema), policy.setting)
+                await conn.fetchrow(
+                    ENTER_TENANT, tenant_search_path(job.tenant.schema), policy.setting
+                )
                 found = await _lock_version(conn, job.step)
                 if found != expected_heads(job.step):
                     return attempt.moved(found)

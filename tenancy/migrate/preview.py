@@ -14,7 +14,7 @@ from tenancy.migrate.render import render_sql
 from tenancy.migrate.results import first_line
 from tenancy.migrate.targets import Step, check_target
 from tenancy.migrate.tracks import Tracks
-from tenancy.naming import REGISTRY_SCHEMA, checked_schema
+from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
 
 
 async def print_sql(
@@ -57,6 +57,6 @@ def _group_sql(tracks: Tracks, group: Group) -> str:
 def _in_tenant_transaction(schema: str, sql: str) -> str:
     """The rendered SQL under the tenant's transaction-scoped search_path, ready for psql."""
     return (
-        f"BEGIN;\nSELECT set_config('search_path', '{checked_schema(schema)}', true);\n"
+        f"BEGIN;\nSELECT set_config('search_path', '{tenant_search_path(schema)}', true);\n"
         f"{sql}COMMIT;\n\n"
     )

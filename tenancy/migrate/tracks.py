@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from tenancy.naming import REGISTRY_SCHEMA, checked_schema
+from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 SHARED_SECTION = "shared"
@@ -87,5 +87,5 @@ def upgrade_shared(connection: Connection, tracks: Tracks) -> None:
 
 
 def enter_schema(connection: Connection, schema: str) -> None:
-    """Make schema the only search_path until the current transaction ends."""
-    connection.execute(SET_TENANT_SEARCH_PATH, {"schema": checked_schema(schema)})
+    """Make schema the search_path (then the extensions schema) until the transaction ends."""
+    connection.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
