@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from service.models import TenantBase
 from tenancy.database import database_url
-from tenancy.migrate.alembic_env import migrate_online
+from tenancy.migrate.alembic_env import migrate_online, one_line_errors
 from tenancy.settings import get_settings
 
 config = context.config
@@ -58,7 +58,8 @@ def run_migrations_online() -> None:
         asyncio.run(run_async_migrations())
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+with one_line_errors():
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()

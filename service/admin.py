@@ -35,7 +35,6 @@ from tenancy.problems import (
     not_found,
     problem_responses,
     process_behind,
-    unauthorized,
 )
 from tenancy.provisioning import create_tenant
 from tenancy.runtime import Tenancy
@@ -44,15 +43,23 @@ from tenancy.runtime import Tenancy
 def require_admin(request: Request) -> Tenancy:
     runtime: Tenancy = request.state.tenancy
     expected = runtime.settings.admin_token
+    if expected is None:
+        raise Problem(
+            401, "unauthorized", "The admin API is closed", "Set TENANTRY_ADMIN_TOKEN to open it."
+        )
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if (
-        expected is None
-        or scheme.lower() != "bearer"  # the scheme is case-insensitive (RFC 9110, 11.1)
+        scheme.lower() != "bearer"  # the scheme is case-insensitive (RFC 9110, 11.1)
         or not hmac.compare_digest(
             credentials.strip().encode(), expected.get_secret_value().encode()
         )
     ):
-        raise unauthorized()
+        raise Problem(
+            401,
+            "unauthorized",
+            "Missing or invalid admin token",
+            "Send Authorization: Bearer <TENANTRY_ADMIN_TOKEN>.",
+        )
     return runtime
 
 

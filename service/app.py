@@ -1,9 +1,12 @@
 """The FastAPI application: create_app() wires tenancy, routers and problem+json errors."""
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from service import admin, health, metrics, openapi, songs, todos, users
+from service.docs_ui import install_docs
 from service.paths import ALEMBIC_INI
 from tenancy.database import api_database_url, database_url
 from tenancy.headers import HeaderGuard
@@ -54,10 +58,13 @@ def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEM
         description=openapi.DESCRIPTION,
         openapi_tags=openapi.TAGS,
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None,  # install_docs serves both pages with local assets (no CDN)
+        redoc_url=None,
         lifespan=_lifespan(settings, service_metrics, alembic_ini),
     )
     app.state.metrics = service_metrics
     app.state.readiness = health.Readiness(settings.readiness_cache_seconds)
+    install_docs(app)
     for module in (health, metrics, admin, todos, users, songs):
         app.include_router(module.router)
     _install_middleware(app, settings, service_metrics)
@@ -110,6 +117,44 @@ def _install_middleware(
     app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
+def _friendlier(error: Any, request: Request) -> str:
+    """Pydantic's message, where it misleads a client said plainly."""
+    value = error.get("input")
+    if (
+        error["type"] == "string_too_short"
+        and isinstance(value, str)
+        and value
+        and not value.strip()
+    ):
+        return "Must contain a non-space character (surrounding whitespace is ignored)"
+    if list(error["loc"]) == ["body"] and error["type"] in ("model_attributes_type", "dict_type"):
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            shown = media_type or "none"
+            return f"Send the body as a JSON object with Content-Type: application/json ({shown})"
+    return error["msg"]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document gives this path: Starlette's 405 names only the first
+    route matching the path, and FastAPI makes one route per method."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if _path_pattern(template).fullmatch(path):
+            methods |= {method.upper() for method in operations if method.upper() in HTTP_METHODS}
+    return sorted(methods)
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+@lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}/]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+
+
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def problem(_request: Request, exc: Problem) -> JSONResponse:
@@ -117,15 +162,21 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        errors = [
+            {"loc": list(e["loc"]), "msg": _friendlier(e, _request), "type": e["type"]}
+            for e in exc.errors()
+        ]
         return Problem(422, "validation-error", "Request validation failed").response(errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         kind = {400: "invalid-body", 404: "not-found", 405: "method-not-allowed"}.get(
             exc.status_code, "http-error"
         )
-        return Problem(exc.status_code, kind, str(exc.detail)).response(headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return Problem(exc.status_code, kind, str(exc.detail)).response(headers=headers)
 
     @app.exception_handler(PoolTimeout)
     async def busy(_request: Request, exc: PoolTimeout) -> JSONResponse:

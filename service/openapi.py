@@ -26,8 +26,8 @@ Every error is `application/problem+json` with a stable `type` URI.
 
 TAGS = [
     {"name": "todos", "description": "A tenant's todos: soft-deleted, listed newest first."},
-    {"name": "users", "description": "A tenant's users; email unique per tenant."},
-    {"name": "songs", "description": "A tenant's songs."},
+    {"name": "users", "description": "A tenant's users, listed newest first; email unique."},
+    {"name": "songs", "description": "A tenant's songs, listed newest first."},
     {"name": "admin", "description": "Onboarding, with `TENANTRY_ADMIN_TOKEN` (`AdminToken`)."},
     {"name": "health", "description": "Probes for orchestrators; no credentials."},
 ]

@@ -1,4 +1,5 @@
-"""Keyset pagination by id: stable under inserts, one index range scan per page."""
+"""Keyset pagination by id, newest first (every list of the API): stable under inserts, one
+index range scan per page, and no cursor once the last row has been listed."""
 
 from typing import Any
 
@@ -15,14 +16,14 @@ async def keyset_page(
     id_column: InstrumentedAttribute[int],
     limit: int,
     cursor: str | None,
-    *,
-    newest_first: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """One page of rows after `cursor`, and the cursor of the next page (None at the end)."""
+    """One page of rows after `cursor`, and the cursor of the next page: None when this page
+    ends the list (one row more than the page is read to know), never a cursor to nothing."""
     after = parse_cursor(cursor)
     if after is not None:
-        stmt = stmt.where(id_column < after if newest_first else id_column > after)
-    stmt = stmt.order_by(id_column.desc() if newest_first else id_column).limit(limit)
-    rows = list(await session.scalars(stmt))
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return rows, next_cursor
+        stmt = stmt.where(id_column < after)
+    rows = list(await session.scalars(stmt.order_by(id_column.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, str(page[-1].id)

@@ -21,6 +21,11 @@ Cursor = Annotated[
 ]
 
 
+STRIPPED = r"\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What str_strip_whitespace strips (Unicode White_Space, as pydantic-core's trim), spelled out:
+JSON Schema's `\\s` is ECMA's, which lacks U+0085 and adds U+FEFF, so it would disagree."""
+
+
 def _document_text_rules(schema: dict[str, Any]) -> None:
     """Say in the OpenAPI document what StrictInput checks: no NUL anywhere, and, whitespace
     being stripped before lengths are checked, a non-space in a required text."""
@@ -29,7 +34,7 @@ def _document_text_rules(schema: dict[str, Any]) -> None:
             if text.get("type") == "string" and "pattern" not in text:
                 required = text.get("minLength", 0) > 0
                 text["pattern"] = (
-                    r"^[^\u0000]*[^\u0000\s][^\u0000]*$" if required else r"^[^\u0000]*$"
+                    rf"^[^\u0000]*[^\u0000{STRIPPED}][^\u0000]*$" if required else r"^[^\u0000]*$"
                 )
 
 

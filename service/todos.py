@@ -62,7 +62,7 @@ async def list_todos(
     session: TenantSession, limit: PageLimit = 20, cursor: Cursor = None
 ) -> TodoPage:
     live = select(Todo).where(Todo.deleted_at.is_(None))
-    todos, next_cursor = await keyset_page(session, live, Todo.id, limit, cursor, newest_first=True)
+    todos, next_cursor = await keyset_page(session, live, Todo.id, limit, cursor)
     return TodoPage(items=[TodoOut.model_validate(t) for t in todos], next_cursor=next_cursor)
 
 

@@ -53,12 +53,20 @@ def _is_alive(pid: int) -> bool:
 def start_embedded_server(data_dir: Path) -> "PostgresServer":
     """Start (or attach to) the server whose data lives in data_dir/pgdata.
 
-    The server stops when the last process attached to it exits.
+    The server stops when the last process attached to it exits. A new cluster is never made
+    silently: creating one says where, in one line on stderr.
     """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     wheel = _wheel()
+    if not (pgdata / "PG_VERSION").exists():
+        print(
+            f"tenantry: creating a new embedded PostgreSQL cluster in {pgdata} "
+            "(TENANTRY_DATA_DIR; TENANTRY_DATABASE_URL to use a server instead)",
+            file=sys.stderr,
+            flush=True,
+        )
     if pgdata.exists():
         with wheel.PostgresServer._lock:  # the wheel's own inter-process lock around that list
             _prune_dead_handles(pgdata)

@@ -119,6 +119,7 @@ PROBLEM_STATUSES: dict[int, str] = {
     401: "Missing or invalid credentials (`unauthorized`)",
     403: "The tenant is suspended (`tenant-suspended`)",
     404: "No such resource (`not-found`)",
+    405: "The path does not serve this method (`method-not-allowed`); `Allow` lists those it does",
     409: "Conflicts with existing data (`conflict`)",
     413: "Request body too large (`body-too-large`)",
     422: "Invalid input (`validation-error`, with `errors`)",

@@ -4,8 +4,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout this package lives in: relative paths in settings are anchored here, not to the
+current directory, so a command run from anywhere finds the project's embedded database."""
 
 
 class TenancySettings(BaseSettings):
@@ -114,7 +118,11 @@ class TenancySettings(BaseSettings):
         "however many probes).",
     )
     data_dir: Path = Field(
-        default=Path(".tenantry"), description="Where the embedded PostgreSQL keeps its data."
+        default=Path(".tenantry"),
+        validate_default=True,
+        description="Where the embedded PostgreSQL keeps its data (in `pgdata/`); a relative path "
+        "is taken from the project folder (where alembic.ini is), never from the current "
+        "directory.",
     )
     embedded_database: str = Field(
         default="tenantry", description="Database used on the embedded server."
@@ -162,6 +170,11 @@ class TenancySettings(BaseSettings):
         description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
         "it closes them; keep below the orchestrator's kill timeout.",
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _anchor_data_dir(cls, value: Path) -> Path:
+        return (PROJECT_ROOT / value.expanduser()).resolve()
 
     @model_validator(mode="after")
     def _urls_fit_together(self) -> "TenancySettings":

@@ -38,7 +38,8 @@ class TenantLimit:
 async def set_rate_limit(
     engine: AsyncEngine, slug: str, per_second: float | None, burst: int | None
 ) -> None:
-    """None for either value means the settings' default for it."""
+    """Both values at once; None for either means the settings' default for it (`limits clear`
+    is both None). update_rate_limit changes one and keeps the other."""
     if (per_second is not None and per_second <= 0) or (burst is not None and burst < 1):
         raise ValueError("the rate must be > 0 and the burst >= 1")
     async with engine.begin() as conn:
@@ -50,6 +51,54 @@ async def set_rate_limit(
         if result.rowcount == 0:
             raise UnknownTenant(f"unknown tenant {slug!r}")
         await announce_change(conn, slug)
+
+
+class WouldBeUnlimited(ValueError):
+    """The change would leave the tenant with no limit at all: `limits clear` says that outright."""
+
+
+async def update_rate_limit(
+    engine: AsyncEngine,
+    slug: str,
+    per_second: float | None = None,
+    burst: int | None = None,
+    *,
+    default_rate: float | None = None,
+) -> TenantLimit:
+    """Change only the values given; the others keep the tenant's own value (or lack of one).
+
+    Refused (WouldBeUnlimited) when the tenant would end up with no rate, own or default: a burst
+    alone limits nothing, and "no limit" must not come out of a command that sets one.
+    """
+    if (per_second is not None and per_second <= 0) or (burst is not None and burst < 1):
+        raise ValueError("the rate must be > 0 and the burst >= 1")
+    async with engine.begin() as conn:
+        current = (
+            await conn.execute(
+                select(tenants.c.rate_limit_per_second, tenants.c.rate_limit_burst)
+                .where(tenants.c.slug == slug)
+                .with_for_update()
+            )
+        ).first()
+        if current is None:
+            raise UnknownTenant(f"unknown tenant {slug!r}")
+        limit = TenantLimit(
+            slug,
+            per_second if per_second is not None else current.rate_limit_per_second,
+            burst if burst is not None else current.rate_limit_burst,
+        )
+        if limit.per_second is None and default_rate is None:
+            raise WouldBeUnlimited(
+                f"{slug} has no per-second rate (own or TENANTRY_RATE_LIMIT_PER_SECOND), so a "
+                "burst alone limits nothing: give --per-second too"
+            )
+        await conn.execute(
+            update(tenants)
+            .where(tenants.c.slug == slug)
+            .values(rate_limit_per_second=limit.per_second, rate_limit_burst=limit.burst)
+        )
+        await announce_change(conn, slug)
+    return limit
 
 
 async def tenant_limits(conn: AsyncConnection) -> list[TenantLimit]:

@@ -82,6 +82,16 @@ async def test_the_adding_a_table_walkthrough_works(fresh, tracks: Tracks, tmp_p
     source = await asyncio.to_thread(Path(revision.path).read_text)
     assert 'op.create_table(\n        "notes"' in source
     assert "tenant_" not in source and "schema=" not in source
+    ruff = str(Path(sys.executable).parent / "ruff")
+    for check in (["check"], ["format", "--check"]):  # as `make test` runs it, on what was made
+        linted = await asyncio.to_thread(
+            subprocess.run,
+            [ruff, *check, revision.path, "service/models.py"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+        assert linted.returncode == 0, linted.stdout + linted.stderr
     for tenant in tenants:
         assert "notes" in await tables_in(engine, tenant.schema)
         async with engine.connect() as conn:

@@ -50,7 +50,8 @@ async def test_x_tenant_moves_only_that_tenant(fresh, tracks: Tracks) -> None:
     two = await create_tenant(engine, tracks, "two")
     full = {"todos", "users", "songs", "alembic_version"}
 
-    await alembic(env, "-x", "tenant=one", "downgrade", "base")
+    moved = await alembic(env, "-x", "tenant=one", "downgrade", "base")
+    assert f"tenant one (schema {one.schema})" in moved and "tenant two" not in moved
     assert await tables_of(engine, one.schema) == {"alembic_version"}
     assert await revision_of(engine, quote_schema(one.schema)) is None
     assert await tables_of(engine, two.schema) == full
@@ -60,7 +61,13 @@ async def test_x_tenant_moves_only_that_tenant(fresh, tracks: Tracks) -> None:
     assert await tables_of(engine, one.schema) == full
     await alembic(env, "downgrade", "base")
     assert await tables_of(engine, two.schema) == {"alembic_version"}
-    await alembic(env, "upgrade", "head")
+    both = await alembic(env, "upgrade", "head")
+    assert (
+        both.count("Context impl") == 1 and both.count("Will assume") == 1
+    )  # once, not per tenant
+    current = await alembic(env, "current")  # each revision under its tenant's name
+    assert f"tenant one (schema {one.schema})" in current
+    assert f"tenant two (schema {two.schema})" in current
     for tenant in (one, two):
         assert await revision_of(engine, quote_schema(tenant.schema)) == tracks.tenant_head
 

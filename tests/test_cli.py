@@ -31,11 +31,11 @@ def tenantry(*args: str) -> subprocess.CompletedProcess:
 async def test_create_prints_one_json_object_with_a_working_key(
     database: str, engine: AsyncEngine, new_slug: str
 ) -> None:
-    result = tenantry("tenants", "create", new_slug, "--name", "Acme Co", "--json")
+    result = tenantry("tenants", "create", new_slug, "--display-name", "Acme Co", "--json")
     assert result.returncode == 0, result.stderr
     created = json.loads(result.stdout)
     assert created["slug"] == new_slug
-    assert created["schema"] == tenant_schema(new_slug)
+    assert created["schema_name"] == tenant_schema(new_slug) and "schema" not in created
     async with engine.connect() as conn:
         resolved = await resolve_tenant(conn, new_slug)
     assert resolved is not None
@@ -70,3 +70,7 @@ def test_usage_errors_exit_2(database: str) -> None:
 def test_migrate_brings_everything_to_head(database: str) -> None:
     result = tenantry("migrate")
     assert result.returncode == 0, result.stderr
+    rerun = tenantry("migrate")  # nothing left to do: no "(0 tenants/s)"
+    assert rerun.returncode == 0, rerun.stderr
+    assert "migrated 0, already current" in rerun.stdout
+    assert "tenants/s" not in rerun.stdout

@@ -29,9 +29,9 @@ async def test_identical_ids_stay_within_their_tenant_on_every_route(
             todos = (await http.get("/todos")).json()["items"]
             assert [t["content"] for t in todos] == [f"{label} todo 2", f"{label} todo 1"]
             users = (await http.get("/users")).json()["items"]
-            assert [(u["id"], u["email"]) for u in users] == [
-                (1, f"{label}1@example.com"),
+            assert [(u["id"], u["email"]) for u in users] == [  # newest first, as every list
                 (2, f"{label}2@example.com"),
+                (1, f"{label}1@example.com"),
             ]
             songs = (await http.get("/songs")).json()["items"]
             assert {s["artist"] for s in songs} == {label}

@@ -53,6 +53,7 @@ async def test_plain_output_shows_the_key_once_and_lists_ids_only(tenant: Create
     listing = (await cli("keys", "list", tenant.slug)).stdout
     assert token not in listing and token.split("_")[1] in listing
     assert listing.count("active") == 2
+    assert listing.splitlines()[0].split() == ["KEY_ID", "CREATED", "STATUS"]
 
 
 async def test_key_commands_refuse_unknown_tenants_keys_and_archived_tenants(

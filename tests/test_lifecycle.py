@@ -158,7 +158,8 @@ async def test_nothing_is_dropped_without_yes(
         ([("suspend", "ghost-tenant")], "unknown tenant 'ghost-tenant'"),
         ([("drop", "{slug}", "--yes"), ("drop", "{slug}", "--yes")], "already archived"),
         ([("drop", "{slug}", "--yes"), ("suspend", "{slug}")], "archived; restore it first"),
-        ([("restore", "{slug}")], "is not archived"),
+        ([("restore", "{slug}")], "is not archived (active): nothing to restore"),
+        ([("purge", "{slug}", "--yes")], "only an archived tenant can be purged"),
     ],
 )
 async def test_lifecycle_refusals_are_one_line(
@@ -185,15 +186,15 @@ async def test_list_shows_status_revision_created_and_size(
     assert (await cli("tenants", "drop", other_tenant.slug, "--yes")).exit_code == 0
     listed = {t["slug"]: t for t in json.loads((await cli("tenants", "list", "--json")).stdout)}
     mine, archived = listed[tenant.slug], listed[other_tenant.slug]
-    assert (mine["status"], mine["revision"], mine["schema"]) == (
+    assert (mine["status"], mine["revision"], mine["schema_name"]) == (
         "active",
         tracks.tenant_head,
         tenant.schema,
     )
     assert mine["size_bytes"] > 8192 and mine["created_at"]
     assert (archived["status"], archived["revision"]) == ("archived", tracks.tenant_head)
-    assert archived["schema"].startswith("archived_")
+    assert archived["schema_name"].startswith("archived_")
     table = (await cli("tenants", "list")).stdout.splitlines()
-    assert table[0].split() == ["SLUG", "STATUS", "REVISION", "CREATED", "SIZE"]
+    assert table[0].split() == ["SLUG", "STATUS", "REVISION", "CREATED", "SIZE", "NAME"]
     row = next(line.split() for line in table if line.startswith(tenant.slug + " "))
-    assert row[:3] == [tenant.slug, "active", tracks.tenant_head] and row[-1] == "kB"
+    assert row[:3] == [tenant.slug, "active", tracks.tenant_head] and row[6] == "kB"

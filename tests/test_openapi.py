@@ -127,3 +127,21 @@ async def test_the_docs_page_keeps_the_authorization_between_reloads(api: str) -
     assert response.status_code == 200
     assert "/openapi.json" in response.text
     assert '"persistAuthorization": true' in response.text
+
+
+WHITESPACE_LIKE = [chr(c) for c in range(0x3001) if chr(c).isspace()] + ["\ufeff", "\u200b"]
+
+
+async def test_the_documented_text_pattern_agrees_with_the_app_on_whitespace(
+    api: str, tenant: CreatedTenant
+) -> None:
+    """A song named with one whitespace-like character: the app refuses it (422) exactly when
+    the OpenAPI document's pattern says it is invalid (U+0085 used to pass the pattern only)."""
+    spec = await openapi_of(api)
+    song = spec["components"]["schemas"]["SongIn"]
+    async with client(api, tenant.slug, tenant.api_key) as http:
+        for char in WHITESPACE_LIKE:
+            body = {"name": char, "artist": "x"}
+            documented = jsonschema.Draft202012Validator(song).is_valid(body)
+            answered = (await http.post("/songs", json=body)).status_code
+            assert answered == (201 if documented else 422), (hex(ord(char)), answered)

@@ -105,3 +105,40 @@ async def test_limits_commands_set_list_and_clear(
     for rate, burst in ((0.0, None), (None, 0)):
         with pytest.raises(ValueError):
             await set_rate_limit(engine, tenant.slug, rate, burst)
+
+
+async def test_limits_set_keeps_what_it_is_not_told_and_refuses_no_limit(
+    database: str, engine: AsyncEngine, tenant: CreatedTenant, other_tenant: CreatedTenant
+) -> None:
+    async def limits_set(slug: str, *options: str) -> tuple[int, str, str]:
+        result = await asyncio.to_thread(run_tenantry, "limits", "set", slug, *options)
+        return result.returncode, result.stdout.strip(), result.stderr
+
+    slug = tenant.slug
+    assert await limits_set(slug, "--per-second", "4", "--burst", "8") == (
+        0,
+        f"{slug}: 4/s, burst 8",
+        "",
+    )
+    assert await limits_set(slug, "--burst", "5") == (0, f"{slug}: 4/s, burst 5", "")
+    assert await limits_set(slug, "--per-second", "2") == (0, f"{slug}: 2/s, burst 5", "")
+    async with engine.connect() as conn:
+        own = {limit.slug: limit for limit in await tenant_limits(conn)}
+    assert (own[slug].per_second, own[slug].burst) == (2.0, 5)
+    listing = (await asyncio.to_thread(run_tenantry, "limits", "list")).stdout.splitlines()
+    assert listing[0].split() == ["SLUG", "OWN", "RATE", "OWN", "BURST", "IN", "FORCE"]
+    assert next(line for line in listing if line.startswith(slug + " ")).split() == [
+        slug,
+        "2/s",
+        "5",
+        "2/s,",
+        "burst",
+        "5",
+    ]
+
+    code, stdout, stderr = await limits_set(other_tenant.slug, "--burst", "5")
+    assert (code, stdout) == (1, "")
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("error: ")
+    assert "give --per-second too" in stderr
+    async with engine.connect() as conn:
+        assert other_tenant.slug not in {limit.slug for limit in await tenant_limits(conn)}

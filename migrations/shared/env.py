@@ -12,6 +12,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from tenancy.database import database_url
+from tenancy.migrate.alembic_env import one_line_errors
 from tenancy.naming import REGISTRY_SCHEMA
 from tenancy.registry import registry_metadata
 from tenancy.settings import get_settings
@@ -60,7 +61,8 @@ async def run_async_migrations() -> None:
     await connectable.dispose()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    asyncio.run(run_async_migrations())
+with one_line_errors():
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        asyncio.run(run_async_migrations())

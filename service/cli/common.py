@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -30,6 +32,26 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, a header row first (the last column is not padded,
+    so a free-text one such as a display name goes last)."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
+def output_closed() -> None:
+    """stdout's reader went away (`tenantry migrate --sql | head`): say so in one line, exit 1.
+
+    stdout now points at /dev/null, so the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    fail("output closed early (broken pipe)")
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -48,6 +70,9 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     begin_work()
     try:
         return asyncio.run(main())
+    except BrokenPipeError:
+        output_closed()
+        raise  # unreachable: output_closed() exits
     except EXPECTED_ERRORS as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits

@@ -1,14 +1,76 @@
-"""The `tenantry` executable (the console script): the Typer app, started without collections."""
+"""The `tenantry` executable: the Typer app, with every failure a user can cause as one line.
+
+The garbage collector stays off while the process starts (every import allocates long-lived
+objects that a collection would only walk over) and comes back, with those objects frozen out of
+its way, when a command starts its work (service.cli.common.begin_work).
+
+Click and Typer print usage errors as a boxed, several-line message and uncaught exceptions as a
+traceback; here each becomes `error: ...` on one stderr line and a non-zero exit (2 for usage
+errors, as Click's, 1 for the rest). TENANTRY_DEBUG=1 shows the traceback instead.
+"""
 
 import gc
+import os
+import sys
+from typing import Any, NoReturn
+
+DEBUG_VARIABLE = "TENANTRY_DEBUG"
 
 
-def main() -> None:
-    """The garbage collector stays off while the process starts (every import allocates
-    long-lived objects that a collection would only walk over) and comes back, with those
-    objects frozen out of its way, when a command starts its work (service.cli.common.begin_work).
-    """
+def main() -> NoReturn:
     gc.disable()
     from service.cli import app
 
-    app(prog_name="tenantry")
+    try:
+        code = app(standalone_mode=False, prog_name="tenantry")
+    except BrokenPipeError:
+        _broken_pipe()
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:
+        # Click's exceptions are matched by shape: Typer 0.2x vendors its own copy of Click.
+        kind = type(exc).__name__
+        if kind == "NoArgsIsHelpError":
+            # A group run with no command: its help on stdout, exit 2 (Click's status).
+            print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            _exit(2)
+        if kind == "Abort":
+            _fail("aborted", 1)
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            _fail(_usage_line(exc), exc.exit_code)  # type: ignore[attr-defined]
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        from tenancy.one_line import describe
+
+        _fail(describe(exc, hint=f"{DEBUG_VARIABLE}=1 shows the traceback"), 1)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(exc: Any) -> str:
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see `{ctx.command_path} --help`)"
+    return message
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _broken_pipe()
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    _exit(code)
+
+
+def _broken_pipe() -> NoReturn:
+    # stdout's reader went away (`tenantry migrate --sql | head`): nothing more can be written to
+    # it, and the flush at exit must not print "Exception ignored ... BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    print("error: output closed early (broken pipe)", file=sys.stderr, flush=True)
+    _exit(1)
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)

@@ -5,15 +5,20 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import run_with_engine
+from service.cli.common import print_table, run_with_engine
 
-app = typer.Typer(help="Issue, list and revoke tenants' API keys.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Issue, list and revoke tenants' API keys.",
+    no_args_is_help=True,
+)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
+Slug = Annotated[str, typer.Argument(metavar="SLUG", help="The tenant's slug")]
 
 
 @app.command("create")
-def keys_create(slug: str, as_json: Json = False) -> None:
+def keys_create(slug: Slug, as_json: Json = False) -> None:
     """Issue another active key (clients rotate by holding two); prints it once."""
     from tenancy.lifecycle.api_keys import create_key
 
@@ -26,7 +31,7 @@ def keys_create(slug: str, as_json: Json = False) -> None:
 
 
 @app.command("list")
-def keys_list(slug: str, as_json: Json = False) -> None:
+def keys_list(slug: Slug, as_json: Json = False) -> None:
     """The tenant's keys, oldest first: id, created, revoked (secrets are never stored)."""
     from tenancy.lifecycle.api_keys import list_keys
 
@@ -50,13 +55,26 @@ def keys_list(slug: str, as_json: Json = False) -> None:
             )
         )
         return
-    for row in rows:
-        revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
-        typer.echo(f"{row.key_id}  created {row.created_at:%Y-%m-%d %H:%M}  {revoked}")
+    print_table(
+        ("KEY_ID", "CREATED", "STATUS"),
+        [
+            (
+                row.key_id,
+                f"{row.created_at:%Y-%m-%d %H:%M}",
+                f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active",
+            )
+            for row in rows
+        ],
+    )
 
 
 @app.command("revoke")
-def keys_revoke(key_id: str) -> None:
+def keys_revoke(
+    key_id: Annotated[
+        str,
+        typer.Argument(metavar="KEY_ID", help="From `keys list` (the part after `tnt_` in a key)"),
+    ],
+) -> None:
     """Revoke a key at once on every API process (its id is the part after `tnt_`)."""
     from tenancy.lifecycle.api_keys import revoke_key
 

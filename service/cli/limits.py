@@ -6,10 +6,14 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import owner_engine, run
+from service.cli.common import fail, owner_engine, print_table, run
+
+Slug = Annotated[str, typer.Argument(help="The tenant's slug", metavar="SLUG")]
 
 app = typer.Typer(
-    help="Per-tenant rate limits (token bucket per API process).", no_args_is_help=True
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Per-tenant rate limits (token bucket per API process).",
+    no_args_is_help=True,
 )
 
 
@@ -25,23 +29,43 @@ def _apply(slug: str, per_second: float | None, burst: int | None) -> None:
 
 @app.command("set")
 def limits_set(
-    slug: str,
+    slug: Slug,
     per_second: Annotated[
-        float | None, typer.Option("--per-second", help="Requests per second (> 0)")
+        float | None,
+        typer.Option("--per-second", metavar="RATE", help="Requests per second (> 0)"),
     ] = None,
-    burst: Annotated[int | None, typer.Option("--burst", min=1, help="Requests at once")] = None,
+    burst: Annotated[
+        int | None, typer.Option("--burst", min=1, metavar="N", help="Requests at once (>= 1)")
+    ] = None,
 ) -> None:
-    """Give a tenant its own limit; an option left out keeps the settings' default for it."""
+    """Change a tenant's own limit; an option left out keeps its current value.
+
+    A change that would leave no limit at all is refused: `limits clear` says that outright."""
     if per_second is None and burst is None:
         raise typer.BadParameter("give --per-second, --burst or both")
     if per_second is not None and per_second <= 0:
         raise typer.BadParameter("--per-second must be greater than 0")
-    _apply(slug, per_second, burst)
-    typer.echo(f"{slug}: {_describe(per_second, burst)}")
+    from tenancy.settings import get_settings
+    from tenancy.tenant_limits import TenantLimit, WouldBeUnlimited, update_rate_limit
+
+    default_rate = get_settings().rate_limit_per_second
+
+    async def main() -> TenantLimit:
+        async with owner_engine() as engine:
+            return await update_rate_limit(
+                engine, slug, per_second, burst, default_rate=default_rate
+            )
+
+    try:
+        limit = run(main)
+    except WouldBeUnlimited as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    typer.echo(f"{slug}: {_describe(limit.per_second, limit.burst)}")
 
 
 @app.command("clear")
-def limits_clear(slug: str) -> None:
+def limits_clear(slug: Slug) -> None:
     """Back to the settings' default (TENANTRY_RATE_LIMIT_PER_SECOND / _BURST)."""
     _apply(slug, None, None)
     typer.echo(f"{slug}: {_describe(None, None)}")
@@ -62,8 +86,21 @@ def limits_list(
     if as_json:
         typer.echo(json.dumps([asdict(row) for row in rows]))
         return
-    for row in rows:
-        typer.echo(f"{row.slug}\t{_describe(row.per_second, row.burst)}")
+    if not rows:
+        typer.echo(f"no tenant has a limit of its own; every tenant: {_describe(None, None)}")
+        return
+    print_table(
+        ("SLUG", "OWN RATE", "OWN BURST", "IN FORCE"),
+        [
+            (
+                row.slug,
+                "-" if row.per_second is None else f"{row.per_second:g}/s",
+                "-" if row.burst is None else str(row.burst),
+                _describe(row.per_second, row.burst),
+            )
+            for row in rows
+        ],
+    )
 
 
 def _describe(per_second: float | None, burst: int | None) -> str:

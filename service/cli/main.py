@@ -5,29 +5,60 @@ each command imports SQLAlchemy, Alembic, the settings (and `serve` FastAPI) ins
 it runs, so `tenantry --help` and usage errors stay light; tests/test_cli_imports.py holds it.
 """
 
-import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from service.cli import keys, limits, migrate, roles, tenants
-from service.cli.common import begin_work, owner_engine, run
+from service.cli import db, keys, limits, migrate, plain_help, roles, tenants
+from service.cli.common import begin_work
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
-app = typer.Typer(help="Tenantry: schema-per-tenant SaaS backend.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Tenantry: schema-per-tenant SaaS backend.",
+    no_args_is_help=True,
+)
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(keys.app, name="keys")
 app.add_typer(limits.app, name="limits")
 app.add_typer(roles.app, name="roles")
+app.add_typer(db.app, name="db")
+plain_help.apply()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tenantry {version('tenantry')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Tenantry: schema-per-tenant SaaS backend. Without TENANTRY_DATABASE_URL every command uses
+    the project's embedded PostgreSQL (in .tenantry/ of the checkout, from any directory)."""
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="What `make run` does first: migrate, give the `demo` tenant one fresh key "
+            "(earlier ones revoked) and print it with a curl",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API with uvicorn; on SIGTERM, in-flight requests finish before it exits.
 
@@ -36,11 +67,15 @@ def serve(
     TENANTRY_MAX_CONNECTIONS; see tenancy/edge.py)."""
     import uvicorn
 
+    from service.cli.demo import check_port_free, prepare_demo
     from tenancy.edge import uvicorn_options
     from tenancy.embedded import exit_normally_on_sigterm
     from tenancy.observability.log_format import configure_logging
     from tenancy.settings import get_settings
 
+    check_port_free(host, port)  # before any key is printed
+    if demo:
+        prepare_demo(host, port)
     begin_work()  # a long-lived process: the collector on before the app is even imported
     settings = get_settings()
     configure_logging(settings)
@@ -56,38 +91,3 @@ def serve(
         timeout_graceful_shutdown=settings.shutdown_timeout,
         **uvicorn_options(settings),
     )
-
-
-@app.command(hidden=True)
-def demo(slug: str = "demo", port: int = 8000) -> None:
-    """Used by `make run`: migrate, make sure the demo tenant exists, print a key and a curl."""
-    from tenancy.settings import get_settings
-
-    migrate.migrate_all()
-
-    async def main() -> str:
-        async with owner_engine() as engine:
-            return await _demo_key(engine, slug)
-
-    key = run(main)
-    header = get_settings().tenant_header
-    typer.echo(f"\nTenant '{slug}' is ready. Its API key: {key}\nTry:\n")
-    typer.echo(
-        f"  curl -s -X POST localhost:{port}/todos -H '{header}: {slug}' "
-        f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-        """-d '{"content": "hello"}'\n"""
-    )
-    sys.stdout.flush()
-
-
-async def _demo_key(engine: "AsyncEngine", slug: str) -> str:
-    from service.onboarding import tenant_blueprint
-    from service.paths import ALEMBIC_INI
-    from tenancy.migrate.tracks import load_tracks
-    from tenancy.provisioning import TenantExists, create_key, create_tenant
-
-    try:
-        blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
-        return (await create_tenant(engine, blueprint, slug, "Demo")).api_key
-    except TenantExists:
-        return (await create_key(engine, slug)).token

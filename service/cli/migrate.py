@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from service.cli.common import EXPECTED_ERRORS, begin_work, fail, first_line, owner_engine
+from service.cli.common import (
+    EXPECTED_ERRORS,
+    begin_work,
+    fail,
+    first_line,
+    output_closed,
+    owner_engine,
+)
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
@@ -21,12 +28,16 @@ if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stay
 T = TypeVar("T")
 BEHIND_SHOWN = 20
 
-app = typer.Typer(help="Migrate the shared schema and every tenant schema.")
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Migrate the shared schema and every tenant schema.",
+)
 
 Config = Annotated[
     Path,
     typer.Option(
         "--config",
+        metavar="FILE",
         envvar="TENANTRY_ALEMBIC_INI",
         help="alembic.ini naming the two tracks",
         exists=True,
@@ -40,13 +51,17 @@ Json = Annotated[bool, typer.Option("--json", help="JSON for automation")]
 def migrate(
     ctx: typer.Context,
     to: Annotated[
-        str, typer.Option("--to", help="Tenant revision: an id, head, base, -1, +1 ...")
+        str,
+        typer.Option(
+            "--to", metavar="REVISION", help="Tenant revision: an id, head, base, -1, +1 ..."
+        ),
     ] = "head",
     tenant: Annotated[
-        list[str] | None, typer.Option("--tenant", help="Only this tenant (repeatable)")
+        list[str] | None,
+        typer.Option("--tenant", metavar="SLUG", help="Only this tenant (repeatable)"),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, help="Connections migrating side by side")
+        int, typer.Option(min=1, max=64, metavar="N", help="Connections migrating side by side")
     ] = 4,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failure")
@@ -59,12 +74,13 @@ def migrate(
         float,
         typer.Option(
             min=0.001,
+            metavar="SECONDS",
             envvar="TENANTRY_MIGRATE_LOCK_TIMEOUT",
             help="Seconds a tenant's DDL may wait for a lock before it backs off",
         ),
     ] = 2.0,
     lock_retries: Annotated[
-        int, typer.Option(min=0, help="Attempts after a lock timeout, per tenant")
+        int, typer.Option(min=0, metavar="N", help="Attempts after a lock timeout, per tenant")
     ] = 3,
     config: Config = ALEMBIC_INI,
 ) -> None:
@@ -183,6 +199,9 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(with_url())
+    except BrokenPipeError:
+        output_closed()
+        raise  # unreachable: output_closed() exits
     except (MigrationInProgress, *database_errors(), *EXPECTED_ERRORS) as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits

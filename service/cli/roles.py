@@ -9,7 +9,11 @@ from service.cli.common import fail, owner_engine, run
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
     from tenancy.settings import TenancySettings
 
-app = typer.Typer(help="Set up the database roles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Set up the database roles.",
+    no_args_is_help=True,
+)
 
 
 @app.command("setup")

@@ -8,19 +8,27 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.cli.common import fail, run_with_engine
+from service.cli.common import fail, print_table, run_with_engine
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
     from tenancy.lifecycle.inventory import TenantSummary
     from tenancy.provisioning import CreatedTenant
 
-app = typer.Typer(help="Create, list, suspend, archive, restore, export and import tenants.")
+app = typer.Typer(
+    rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
+    help="Create, list, suspend, archive, restore, export and import tenants.",
+)
 
-Slug = Annotated[str, typer.Argument(help="The tenant's slug")]
+Slug = Annotated[str, typer.Argument(metavar="SLUG", help="The tenant's slug")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON")]
 Yes = Annotated[bool, typer.Option("--yes", help="Confirm; nothing is dropped without it")]
-Name = Annotated[str | None, typer.Option("--name", help="Display name")]
+Name = Annotated[
+    str | None,
+    typer.Option(
+        "--display-name", "--name", metavar="NAME", help="Display name (display_name over HTTP)"
+    ),
+]
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
 
@@ -38,7 +46,7 @@ def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None
 
 @app.command("list")
 def tenants_list(as_json: Json = False) -> None:
-    """List tenants: slug, status, revision, created, size on disk."""
+    """List tenants by slug: slug, status, revision, created, size on disk, display name."""
     from tenancy.lifecycle.inventory import tenant_inventory
 
     async def inventory(engine):
@@ -47,13 +55,14 @@ def tenants_list(as_json: Json = False) -> None:
 
     rows = run_with_engine(inventory)
     if as_json:
-        typer.echo(json.dumps([asdict(row) for row in rows], default=datetime.isoformat))
+        typer.echo(json.dumps([_record(row) for row in rows], default=datetime.isoformat))
         return
-    table = [("SLUG", "STATUS", "REVISION", "CREATED", "SIZE")] + [_cells(r) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        typer.echo("  ".join(cells).rstrip())
+    if not rows:
+        typer.echo("no tenants yet: `tenantry tenants create SLUG` makes one")
+        return
+    print_table(
+        ("SLUG", "STATUS", "REVISION", "CREATED", "SIZE", "NAME"), [_cells(r) for r in rows]
+    )
 
 
 @app.command("suspend")
@@ -127,7 +136,7 @@ def tenants_purge(slug: Slug, yes: Yes = False) -> None:
 @app.command("export")
 def tenants_export(
     slug: Slug,
-    file: Annotated[Path, typer.Argument(help="Archive to write", dir_okay=False)],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Archive to write", dir_okay=False)],
     force: Annotated[
         bool, typer.Option("--force", help="Replace FILE if it exists (a link is not followed)")
     ] = False,
@@ -141,8 +150,16 @@ def tenants_export(
 
 @app.command("import")
 def tenants_import(
-    file: Annotated[Path, typer.Argument(help="An export", exists=True, dir_okay=False)],
-    as_slug: Annotated[str | None, typer.Option("--as", help="Slug of the new tenant")] = None,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE", help="An export (`tenants export`)", exists=True, dir_okay=False
+        ),
+    ],
+    as_slug: Annotated[
+        str | None,
+        typer.Option("--as", metavar="SLUG", help="Slug of the new tenant (default: the old one)"),
+    ] = None,
     name: Name = None,
     as_json: Json = False,
 ) -> None:
@@ -159,19 +176,27 @@ def tenants_import(
 
 def _print_created(created: "CreatedTenant", as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(asdict(created)))
+        typer.echo(json.dumps(_record(created)))
         return
     typer.echo(f"created tenant {created.slug} (schema {created.schema})")
     typer.echo(f"API key (shown once): {created.api_key}")
 
 
-def _cells(row: "TenantSummary") -> tuple[str, str, str, str, str]:
+def _record(row: "CreatedTenant | TenantSummary") -> dict[str, object]:
+    """As the admin API words it: `schema_name`, `display_name`."""
+    record = asdict(row)
+    record["schema_name"] = record.pop("schema")
+    return record
+
+
+def _cells(row: "TenantSummary") -> tuple[str, str, str, str, str, str]:
     return (
         row.slug,
         row.status,
         row.revision or "-",
         f"{row.created_at:%Y-%m-%d %H:%M}",
         human_size(row.size_bytes),
+        row.display_name,
     )
 
 

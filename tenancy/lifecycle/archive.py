@@ -126,7 +126,7 @@ async def purge_tenant(engine: AsyncEngine, slug: str) -> PurgedTenant:
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
         if tenant.is_archived:
-            dropped = tenant.archived_in()
+            dropped = tenant.archived_in("purge")
             missing = not await schema_present(conn, dropped)
             await conn.exec_driver_sql(
                 f"DROP SCHEMA IF EXISTS {quote_archive_schema(dropped)} CASCADE"

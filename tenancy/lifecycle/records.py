@@ -29,11 +29,16 @@ class TenantRecord:
         if self.is_archived:
             raise TenantStateConflict(f"tenant {self.slug!r} is archived; restore it first")
 
-    def archived_in(self) -> str:
+    def archived_in(self, action: str = "restore") -> str:
         """The schema an archived tenant sits in; anything else may not be restored or purged."""
         if self.archived_schema is None:
+            if action == "restore":
+                raise TenantStateConflict(
+                    f"tenant {self.slug!r} is not archived ({self.status}): nothing to restore"
+                )
             raise TenantStateConflict(
-                f"tenant {self.slug!r} is not archived (archive it first with drop)"
+                f"tenant {self.slug!r} is not archived ({self.status}): only an archived tenant "
+                f"can be {action}d; `tenants drop {self.slug} --yes` archives it"
             )
         return self.archived_schema
 

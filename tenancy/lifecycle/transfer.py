@@ -24,6 +24,7 @@ The original tenant and a copy can live side by side (the archive's schema name 
 import asyncio
 import errno
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from tenancy.lifecycle.archive_toc import (
 from tenancy.lifecycle.catalog import schema_catalog
 from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
 from tenancy.lifecycle.errors import LifecycleError, SchemaMissing, TenantExists, UnknownTenant
-from tenancy.lifecycle.pgtools import PgTool, pg_tool, server_major
+from tenancy.lifecycle.pgtools import PgTool, PgToolFailed, pg_tool, server_major
 from tenancy.lifecycle.records import schema_present
 from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import checked_data_schema, is_tenant_schema, slug_of_schema
@@ -59,6 +60,8 @@ from tenancy.provisioning import (
     run_steps,
 )
 from tenancy.registry import tenants
+
+_ARCHIVED_SLUG = re.compile(r"^archived_[0-9]+_")  # what is left is the slug, with _ for -
 
 __all__ = ["IMPORT_STEPS", "ExportedTenant", "InvalidArchive", "export_tenant", "import_tenant"]
 
@@ -165,7 +168,14 @@ async def import_tenant(
     async with engine.connect() as conn:
         major = await server_major(conn)
     restore = pg_tool("pg_restore", major, engine.url)
-    toc = checked_toc(await asyncio.to_thread(restore.run, "--list", str(file)))
+    try:
+        listing = await asyncio.to_thread(restore.run, "--list", str(file))
+    except PgToolFailed as exc:
+        raise InvalidArchive(
+            f"{file} is not a tenant export: pg_restore cannot read it (`tenantry tenants "
+            "export` writes one)"
+        ) from exc
+    toc = checked_toc(listing)
     with tempfile.TemporaryDirectory(prefix="tenantry-import-") as folder:
         use_list, script = Path(folder) / "data.list", Path(folder) / "data.sql"
         use_list.write_text("".join(entry.line + "\n" for entry in toc.data_entries()))
@@ -187,7 +197,11 @@ async def import_tenant(
 
 def default_slug(source: str) -> str:
     if not is_tenant_schema(source):
-        raise InvalidArchive(f"the file holds {source}: name the new tenant with --as SLUG")
+        suggestion = _ARCHIVED_SLUG.sub("", source).replace("_", "-")
+        raise InvalidArchive(
+            f"the file holds archived tenant {suggestion!r} (schema {source}): name the new "
+            f"tenant with --as, e.g. --as {suggestion}"
+        )
     return slug_of_schema(source)
 
 

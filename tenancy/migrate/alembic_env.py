@@ -1,17 +1,56 @@
 """What migrations/env.py calls: the shared track first, then each tenant in its own transaction."""
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import Connection, MetaData, select
+from sqlalchemy import Connection, MetaData, select, text
 
 from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.migrate.lock import held_by
 from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
+from tenancy.one_line import describe
 from tenancy.registry import IS_LIVE, tenants
 
 AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")
 """Scratch schema for autogenerate; 'autogen' is a reserved slug, so no tenant can own it."""
+
+log = logging.getLogger("alembic.runtime.migration")
+_ONCE_PER_RUN = ("Context impl ", "Will assume ")
+
+
+class _FirstTimeOnly(logging.Filter):
+    """Alembic says which dialect and DDL mode it uses each time a context is configured: once per
+    tenant here. The first time is enough."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(_ONCE_PER_RUN):
+            return True
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Any failure becomes an Alembic CommandError: `FAILED: <one line>` on stderr, exit 1."""
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError:
+        raise
+    except Exception as exc:
+        raise CommandError(describe(exc)) from exc
 
 
 def selected_slugs(context: EnvironmentContext) -> list[str]:
@@ -30,7 +69,8 @@ def wants_autogenerate(config: Config) -> bool:
     return name == "check" or (name == "revision" and config.cmd_opts.autogenerate)
 
 
-def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[str]:
+def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[tuple[str, str]]:
+    """(slug, schema) of each live tenant, or of those named; unknown names are refused."""
     stmt = select(tenants.c.slug, tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
     if slugs:
         stmt = stmt.where(tenants.c.slug.in_(slugs))
@@ -38,7 +78,7 @@ def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[str]:
     missing = set(slugs) - {row.slug for row in rows}
     if missing:
         raise UnknownTenant(f"unknown tenant(s): {', '.join(sorted(missing))}")
-    return [checked_schema(row.schema_name) for row in rows]
+    return [(row.slug, checked_schema(row.schema_name)) for row in rows]
 
 
 def migrate_online(
@@ -49,13 +89,30 @@ def migrate_online(
     if wants_autogenerate(context.config):
         autogenerate_in_scratch(context, connection, target_metadata, tracks)
         return
+    once = _FirstTimeOnly()
+    log.addFilter(once)
+    try:
+        _migrate_tenants(context, connection, target_metadata, tracks)
+    finally:
+        log.removeFilter(once)
+
+
+def _migrate_tenants(
+    context: EnvironmentContext, connection: Connection, target_metadata: MetaData, tracks: Tracks
+) -> None:
     with held_by(connection):
         with connection.begin():
             upgrade_shared(connection, tracks)
         with connection.begin():
             schemas = tenant_schemas_of(connection, selected_slugs(context))
-        for schema in schemas:
+        for slug, schema in schemas:
+            log.info("tenant %s (schema %s)", slug, schema)
             with connection.begin():
+                if not _schema_exists(connection, schema):
+                    raise LookupError(
+                        f"tenant {slug}: its schema {schema} does not exist (dropped outside "
+                        f"Tenantry?); `tenantry tenants drop {slug} --yes` retires the tenant"
+                    )
                 enter_schema(connection, schema)
                 context.configure(
                     connection=connection,
@@ -64,6 +121,13 @@ def migrate_online(
                 )
                 with context.begin_transaction():
                     context.run_migrations()
+
+
+def _schema_exists(connection: Connection, schema: str) -> bool:
+    found = connection.execute(
+        text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}
+    ).first()
+    return found is not None
 
 
 def autogenerate_in_scratch(

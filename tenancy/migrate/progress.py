@@ -31,14 +31,16 @@ def reporter_for(stream: TextIO, *, as_json: bool = False) -> Reporter:
 
 
 def summary_lines(summary: Summary) -> list[str]:
-    rate = summary.count(Outcome.MIGRATED) / summary.seconds if summary.seconds else 0.0
+    migrated = summary.count(Outcome.MIGRATED)
+    # The rate only when something was migrated: "(0 tenants/s)" on a no-op run reads like a fault.
+    rate = f" ({migrated / summary.seconds:.0f} tenants/s)" if migrated and summary.seconds else ""
     lines = [
-        f"migrated {summary.count(Outcome.MIGRATED)}, "
+        f"migrated {migrated}, "
         f"already current {summary.count(Outcome.CURRENT)}, "
         f"failed {summary.count(Outcome.FAILED)}, "
         f"skipped {summary.count(Outcome.SKIPPED)}"
         + (f", missing {len(summary.missing)}" if summary.missing else "")
-        + f" in {summary.seconds:.2f} s ({rate:.0f} tenants/s)"
+        + f" in {summary.seconds:.2f} s{rate}"
     ]
     lines += [f"  failed {r.tenant.slug}: {r.error}" for r in summary.failures]
     lines += [f"  missing {r.tenant.slug}: {r.error}" for r in summary.missing]

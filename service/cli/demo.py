@@ -1,0 +1,75 @@
+"""`tenantry serve --demo` (what `make run` runs): one process, one start of the embedded server.
+
+Before serving: the port is checked first (nothing is printed if another server holds it), every
+schema is migrated, the demo tenant is made if missing, and it is given one fresh key: the keys
+earlier runs printed are revoked, so the demo tenant has exactly one live key, the one shown.
+"""
+
+import errno
+import socket
+import sys
+
+import typer
+
+from service.cli.common import fail, owner_engine, run
+
+DEMO_SLUG = "demo"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One line and exit 1 when host:port cannot be bound (as uvicorn would bind it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is already in use (another `make run` or server?): "
+                    f"stop it, or pick another port: make run PORT={port + 1}"
+                )
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+
+
+def prepare_demo(host: str, port: int) -> None:
+    """Migrate, make sure the demo tenant exists with one live key, print the key and a curl."""
+    from service.cli.migrate import migrate_all
+
+    migrate_all()
+    key = run(_one_demo_key)
+    from tenancy.settings import get_settings
+
+    header = get_settings().tenant_header
+    where = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::1", "::") else host
+    typer.echo(f"\nTenant '{DEMO_SLUG}' is ready. Its API key (the only live one): {key}\nTry:\n")
+    typer.echo(
+        f"  curl -s -X POST {where}:{port}/todos -H '{header}: {DEMO_SLUG}' "
+        f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
+        """-d '{"content": "hello"}'\n"""
+    )
+    typer.echo(f"Docs: http://{where}:{port}/docs\n")
+    sys.stdout.flush()
+
+
+async def _one_demo_key() -> str:
+    from service.onboarding import tenant_blueprint
+    from service.paths import ALEMBIC_INI
+    from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
+    from tenancy.migrate.tracks import load_tracks
+    from tenancy.provisioning import TenantExists, create_tenant
+
+    async with owner_engine() as engine:
+        try:
+            blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
+            created = await create_tenant(engine, blueprint, DEMO_SLUG, "Demo")
+            return created.api_key
+        except TenantExists:
+            pass
+        new = await create_key(engine, DEMO_SLUG)
+        async with engine.connect() as conn:
+            earlier = [row for row in await list_keys(conn, DEMO_SLUG) if row.active]
+        for row in earlier:
+            if row.key_id != new.key_id:
+                await revoke_key(engine, row.key_id, DEMO_SLUG)
+        return new.token
