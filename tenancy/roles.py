@@ -119,19 +119,21 @@ async def current_runtime_group(conn: AsyncConnection) -> str:
     return runtime_group(await conn.scalar(text("SELECT current_database()")))
 
 
-def tenant_grants(schema: str, group: str) -> list[str]:
+def tenant_grants(schema: str, group: str, *, versioned: bool = True) -> list[str]:
     """Rows in every table and sequence of one tenant schema: those there now and those to come,
     except its `alembic_version` (the runtime role never changes a tenant's revision).
+    versioned=False: the schema has no version table (a broken tenant), so nothing to take back.
 
     Default privileges apply to objects the current (owner) role creates later in that schema,
     so tables that tenant migrations add need no grant of their own.
     """
     quoted, group = quote_schema(schema), checked_role(group)
     rows = "SELECT, INSERT, UPDATE, DELETE"
+    version_table = [f"REVOKE ALL ON {quoted}.alembic_version FROM {group}"] if versioned else []
     return [
         f"GRANT USAGE ON SCHEMA {quoted} TO {group}",
         f"GRANT {rows} ON ALL TABLES IN SCHEMA {quoted} TO {group}",
-        f"REVOKE ALL ON {quoted}.alembic_version FROM {group}",
+        *version_table,
         f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {quoted} TO {group}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT {rows} ON TABLES TO {group}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {quoted} GRANT USAGE ON SEQUENCES TO {group}",
@@ -283,8 +285,9 @@ async def setup_roles(
     if has_registry:
         await _run_all(conn, registry_grants(group))
         schemas = await _existing(conn, await tenant_schemas(conn))
+        versioned = await _versioned(conn, schemas)
         for schema in schemas:
-            await _run_all(conn, tenant_grants(schema, group))
+            await _run_all(conn, tenant_grants(schema, group, versioned=schema in versioned))
         await _forget_legacy_group(conn, schemas)
     if owner is not None:
         await conn.exec_driver_sql("RESET ROLE")
@@ -306,6 +309,18 @@ async def _existing(conn: AsyncConnection, schemas: list[str]) -> list[str]:
     nothing to grant (`tenantry migrate` reports it, `tenants purge` settles it)."""
     present = set(await conn.scalars(_EXISTING, {"schemas": schemas}))
     return [schema for schema in schemas if schema in present]
+
+
+_VERSIONED = text(
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relname = 'alembic_version'"
+    " AND n.nspname = ANY(CAST(CAST(:schemas AS text[]) AS name[]))"
+)
+
+
+async def _versioned(conn: AsyncConnection, schemas: list[str]) -> set[str]:
+    """Those of schemas that have a version table (one that lost it is reported by `migrate`)."""
+    return set(await conn.scalars(_VERSIONED, {"schemas": schemas}))
 
 
 async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> None:
