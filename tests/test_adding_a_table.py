@@ -38,9 +38,9 @@ def run_walkthrough(project: Path, env: dict[str, str]) -> list[str]:
         action, _, target = info.strip().partition("=")
         if action == "file":
             (project / target).write_text(body)
-        elif action == "append":
-            with (project / target).open("a") as module:
-                module.write(body)
+        elif action == "append":  # at the end, after two blank lines (ruff format drops them
+            with (project / target).open("a") as module:  # from the doc's own code block)
+                module.write("\n\n" + body)
         elif language == "sh":
             for line in filter(None, (ln.split("#")[0].strip() for ln in body.splitlines())):
                 result = subprocess.run(

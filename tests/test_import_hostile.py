@@ -395,7 +395,8 @@ async def test_an_honest_export_still_imports_with_its_rows_and_sequences(
     before = await snapshot(engine)
     imported = await cli("tenants", "import", str(file), "--as", f"{tenant.slug}-c", "--json")
     assert imported.exit_code == 0, imported.output
-    copy = CreatedTenant(**json.loads(imported.stdout))
+    record = json.loads(imported.stdout)
+    copy = CreatedTenant(**record | {"schema": record.pop("schema_name")})
     after = await snapshot(engine)
     assert after.schemas - before.schemas == {(copy.schema,)}
     assert after.roles == before.roles and after.functions == before.functions
@@ -431,7 +432,8 @@ async def test_ddl_inside_a_table_definition_is_never_applied(
     new_slug = "i-" + secrets.token_hex(4)
     imported = await cli("tenants", "import", str(file), "--as", new_slug, "--json")
     assert imported.exit_code == 0, imported.output
-    copy = CreatedTenant(**json.loads(imported.stdout))
+    record = json.loads(imported.stdout)
+    copy = CreatedTenant(**record | {"schema": record.pop("schema_name")})
     async with engine.connect() as conn:
         got = comparable(await schema_catalog(conn, copy.schema))
         want = comparable(await schema_catalog(conn, other_tenant.schema))
