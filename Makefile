@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
 PORT ?= 8000
 
-.PHONY: install run test bench bench-fleet lint format clean
+.PHONY: install run test citus citus-start citus-stop test-citus bench bench-fleet bench-citus lint format clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -27,6 +27,23 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# A local Citus cluster (coordinator + two workers, PostgreSQL 15, free ports; Citus built from
+# ../shared/citus when not installed): deploy/citus/cluster.sh. `make test-citus` runs the whole
+# suite on it (tests marked single_server are skipped, with their reason) and stops it.
+citus:
+	deploy/citus/cluster.sh build
+
+citus-start:
+	deploy/citus/cluster.sh start
+
+citus-stop:
+	deploy/citus/cluster.sh stop
+
+test-citus: install
+	@if deploy/citus/cluster.sh status; then ours=; else deploy/citus/cluster.sh start >/dev/null && ours=1; fi; \
+	env $$(deploy/citus/cluster.sh env) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ -n "$$ours" ]; then deploy/citus/cluster.sh stop; fi; exit $$status
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[test,bench]'

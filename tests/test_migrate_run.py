@@ -20,6 +20,7 @@ from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant
 from tests.conftest import run_alembic
+from tests.lifecycle_support import wait_for_blocked
 from tests.migrate_support import (
     ADD_PRIORITY,
     LIVE_BACKFILL,
@@ -232,7 +233,7 @@ async def test_lock_timeouts_back_off_retry_and_give_up_after_a_bound(
         patient = asyncio.create_task(
             fleet.migrate(tracks, lock=LockPolicy(timeout_ms=50, retries=30, **FAST_BACKOFF))
         )
-        await asyncio.sleep(0.3)
+        await wait_for_blocked(fleet.engine, 1)  # its first attempt waits, so it will retry
         await request.rollback()
         summary = await patient
     result = next(r for r in summary.results if r.tenant.slug == busy.slug)

@@ -5,6 +5,7 @@
 #   deploy/citus/cluster.sh build    # build and install Citus from ../shared/citus unless installed
 #   deploy/citus/cluster.sh start    # build if needed, initdb + start three nodes, print the env
 #   deploy/citus/cluster.sh env      # the environment that points the tests at the running cluster
+#   deploy/citus/cluster.sh status   # exit 0 when it runs
 #   deploy/citus/cluster.sh stop     # stop the nodes and delete their data
 #   deploy/citus/cluster.sh check    # exit 0 when Citus can be built or is installed, else say why
 #
@@ -150,7 +151,9 @@ start() {
         as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
             >/dev/null
         # A throwaway cluster: fsync off; wal_level=logical for citus_schema_move; connections
-        # for the suite's pools plus the coordinator's connections to each worker.
+        # for the suite's pools plus the coordinator's connections to each worker. Never
+        # synchronous_commit=off: a schema move then loses writes acknowledged just before its
+        # end (Citus waits for pg_current_wal_lsn(), which lags asynchronous commits).
         as_pg tee -a "$data/postgresql.conf" >/dev/null <<EOF
 shared_preload_libraries = 'citus'
 port = ${ports[$i]}
@@ -159,7 +162,6 @@ unix_socket_directories = '$base'
 max_connections = 300
 wal_level = logical
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 citus.enable_schema_based_sharding = on
 EOF
@@ -190,6 +192,7 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     env) running || die "not running (deploy/citus/cluster.sh start)"; print_env ;;
+    status) running && say "running: $(print_env | tr '\n' ' ')" ;;
     check) check ;;
-    *) die "usage: $0 build|start|env|stop|check" ;;
+    *) die "usage: $0 build|start|env|status|stop|check" ;;
 esac

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli.common import fail, run_with_engine
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
+from tenancy.citus import refuse_import_on_citus
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant, restore_tenant
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
@@ -119,7 +121,12 @@ def tenants_import(
 ) -> None:
     """Create a tenant from an export, under its old slug or --as a new one; prints a new key."""
     tracks = load_tracks(ALEMBIC_INI)
-    created = run_with_engine(lambda e: import_tenant(e, tracks, file, as_slug, name))
+
+    async def main(engine: AsyncEngine) -> CreatedTenant:
+        await refuse_import_on_citus(engine)
+        return await import_tenant(engine, tracks, file, as_slug, name)
+
+    created = run_with_engine(main)
     _print_created(created, as_json)
 
 
