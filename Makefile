@@ -59,6 +59,13 @@ bench: $(BENCH_STAMP)
 bench-fleet: $(BENCH_STAMP)
 	$(BIN)/python bench/fleet.py $(BENCH_ARGS)
 
+# Tenantry on the local Citus cluster beside this machine's PostgreSQL (127.0.0.1:5432, or
+# TENANTRY_SINGLE_URL), same run: make bench-citus BENCH_ARGS="--tenants 40" (bench/citus.py).
+bench-citus: $(BENCH_STAMP)
+	@if deploy/citus/cluster.sh status; then ours=; else deploy/citus/cluster.sh start >/dev/null && ours=1; fi; \
+	env $$(deploy/citus/cluster.sh env) $(BIN)/python bench/citus.py $(BENCH_ARGS); status=$$?; \
+	if [ -n "$$ours" ]; then deploy/citus/cluster.sh stop; fi; exit $$status
+
 lint: install
 	$(BIN)/ruff check .
 
