@@ -52,6 +52,8 @@ from tests.support import client, running_server
 
 RESULTS = Path(__file__).resolve().parent / "results" / "citus.json"
 START, END = "<!-- citus:start -->", "<!-- citus:end -->"
+SCALE_OUT = Path(__file__).resolve().parents[1] / "docs" / "scale-out.md"
+DOC_START, DOC_END = "<!-- citus:figures -->", "<!-- /citus:figures -->"
 
 REVISIONS = [
     Revision(
@@ -255,6 +257,9 @@ def main() -> None:
     print(markdown)
     if not args.no_readme:
         write_section(START, END, markdown)
+        source = "\n\nMeasured with `bench/citus.py` (`make bench-citus`); details in"
+        source += " [bench/README.md](../bench/README.md#citus-the-cluster-beside-one-server)."
+        write_section(DOC_START, DOC_END, markdown + source, SCALE_OUT)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import Index, MetaData, UniqueConstraint, text
+from sqlalchemy import Index, MetaData, UniqueConstraint, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.models import TenantBase
@@ -151,6 +151,18 @@ async def test_the_runtime_role_has_its_grants_on_the_shards_and_serves_requests
             assert await worker.fetchval(
                 "SELECT has_table_privilege($1, $2, $3)", RUNTIME_ROLE, where.shard, privilege
             ), privilege
+    # The runtime role exists on the workers too and, where pg_hba lets it in (here: trust on
+    # 127.0.0.1), reaches its rows there directly, past the coordinator: pg_hba is the fence.
+    runtime_on_worker = make_url(on_node(database, where.host, where.port)).set(
+        username=RUNTIME_ROLE
+    )
+    direct = await asyncpg.connect(
+        asyncpg_dsn(runtime_on_worker.render_as_string(hide_password=False))
+    )
+    try:
+        assert await direct.fetchval(f"SELECT count(*) FROM {where.shard}") == 1
+    finally:
+        await direct.close()
     async with on_worker(database, registry.host, registry.port) as worker:
         assert await worker.fetchval(
             "SELECT has_column_privilege($1, $2, 'slug', 'SELECT')", RUNTIME_ROLE, registry.shard
