@@ -233,7 +233,8 @@ async def test_lock_timeouts_back_off_retry_and_give_up_after_a_bound(
         patient = asyncio.create_task(
             fleet.migrate(tracks, lock=LockPolicy(timeout_ms=50, retries=30, **FAST_BACKOFF))
         )
-        await wait_for_blocked(fleet.engine, 1)  # its first attempt waits, so it will retry
+        await wait_for_blocked(fleet.engine, 1)  # an attempt waits on the lock (Citus: slower
+        await asyncio.sleep(0.3)  # to start); held well past its 50 ms, it times out and retries
         await request.rollback()
         summary = await patient
     result = next(r for r in summary.results if r.tenant.slug == busy.slug)
