@@ -230,11 +230,14 @@ async def test_lock_timeouts_back_off_retry_and_give_up_after_a_bound(
         assert next(r for r in gave_up.results if r.tenant.slug == busy.slug).attempts == 2
         assert gave_up.count(Outcome.MIGRATED) == 2
 
+        # Each attempt waits up to 1 s: long enough to be seen waiting (the run starts later on
+        # Citus than a fixed sleep allowed); the lock is then held past that second, so the
+        # attempt seen waiting times out and the run retries.
         patient = asyncio.create_task(
-            fleet.migrate(tracks, lock=LockPolicy(timeout_ms=50, retries=30, **FAST_BACKOFF))
+            fleet.migrate(tracks, lock=LockPolicy(timeout_ms=1000, retries=30, **FAST_BACKOFF))
         )
-        await wait_for_blocked(fleet.engine, 1)  # an attempt waits on the lock (Citus: slower
-        await asyncio.sleep(0.3)  # to start); held well past its 50 ms, it times out and retries
+        await wait_for_blocked(fleet.engine, 1)
+        await asyncio.sleep(1.5)
         await request.rollback()
         summary = await patient
     result = next(r for r in summary.results if r.tenant.slug == busy.slug)
