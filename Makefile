@@ -11,7 +11,7 @@ PORT ?= 8000
 # uv (from PyPI, into the venv by its own pip) installs in seconds what pip takes a minute for.
 UV := $(BIN)/uv pip install -q --python $(BIN)/python
 
-.PHONY: install install-test run test bench bench-fleet lint format clean
+.PHONY: install install-test run test citus citus-start citus-stop test-citus bench bench-fleet bench-citus lint format clean
 
 # The server's dependencies only: what `make run` needs.
 $(STAMP): pyproject.toml
@@ -39,6 +39,23 @@ test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# A local Citus cluster (coordinator + two workers, PostgreSQL 15, free ports; Citus built from
+# ../shared/citus when not installed): deploy/citus/cluster.sh. `make test-citus` runs the whole
+# suite on it (tests marked single_server are skipped, with their reason) and stops it.
+citus:
+	deploy/citus/cluster.sh build
+
+citus-start:
+	deploy/citus/cluster.sh start
+
+citus-stop:
+	deploy/citus/cluster.sh stop
+
+test-citus: install-test
+	@if deploy/citus/cluster.sh status; then ours=; else deploy/citus/cluster.sh start >/dev/null && ours=1; fi; \
+	env $$(deploy/citus/cluster.sh env) $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	if [ -n "$$ours" ]; then deploy/citus/cluster.sh stop; fi; exit $$status
+
 $(BENCH_STAMP): $(TEST_STAMP)
 	$(UV) -e '.[test,bench]'
 	touch $@
@@ -52,6 +69,13 @@ bench: $(BENCH_STAMP)
 # make bench-fleet BENCH_ARGS="--tenants 20000" (python bench/fleet.py --help).
 bench-fleet: $(BENCH_STAMP)
 	$(BIN)/python bench/fleet.py $(BENCH_ARGS)
+
+# Tenantry on the local Citus cluster beside this machine's PostgreSQL (127.0.0.1:5432, or
+# TENANTRY_SINGLE_URL), same run: make bench-citus BENCH_ARGS="--tenants 40" (bench/citus.py).
+bench-citus: $(BENCH_STAMP)
+	@if deploy/citus/cluster.sh status; then ours=; else deploy/citus/cluster.sh start >/dev/null && ours=1; fi; \
+	env $$(deploy/citus/cluster.sh env) $(BIN)/python bench/citus.py $(BENCH_ARGS); status=$$?; \
+	if [ -n "$$ours" ]; then deploy/citus/cluster.sh stop; fi; exit $$status
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
 
+from tenancy.citus import is_citus, statements_for
 from tenancy.database import asyncpg_dsn
 from tenancy.migrate.connections import open_connections
 from tenancy.naming import quote_schema
@@ -30,9 +31,14 @@ async def each_schema(url: str, schemas: Iterable[str], connections: int, work: 
 
 
 def script(template: str) -> Work:
-    """Work that runs `template` with `{s}` replaced by the quoted schema name."""
+    """Work that runs `template` with `{s}` replaced by the quoted schema name: one round trip,
+    or one statement at a time on a Citus coordinator (tenancy.citus.statements_for)."""
+    citus: dict[asyncpg.Connection, bool] = {}
 
     async def run(conn: asyncpg.Connection, schema: str) -> None:
-        await conn.execute(template.format(s=quote_schema(schema)))
+        if conn not in citus:
+            citus[conn] = await is_citus(conn)
+        for statement in statements_for(template.format(s=quote_schema(schema)), citus[conn]):
+            await conn.execute(statement)
 
     return run

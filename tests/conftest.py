@@ -1,5 +1,8 @@
 """One throwaway database per test run, on TENANTRY_DATABASE_URL's server or the embedded one.
 
+With TENANTRY_CITUS_WORKERS set, TENANTRY_DATABASE_URL is a Citus coordinator and every throwaway
+database is created on all nodes of the cluster (tests/citus_support.py).
+
 The database is migrated with the real `alembic upgrade head`, every test talks to it through
 real asyncpg connections, and it is dropped at the end: a user's own data is never touched.
 """
@@ -20,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.app import create_app
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
-from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
+from tenancy.database import bootstrap_url, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings, get_settings
+from tests.citus_support import create_test_database, drop_test_database, skip_single_server_tests
 from tests.support import known_to_running_apps, running_server
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
@@ -46,6 +50,11 @@ def run_alembic(
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a Citus cluster (TENANTRY_CITUS_WORKERS) one-server-only tests are skipped, saying why."""
+    skip_single_server_tests(items)
+
+
 def throwaway_url(server_url: str, label: str = "test") -> str:
     name = f"tenantry_{label}_{secrets.token_hex(4)}"
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
@@ -61,7 +70,7 @@ def server_url() -> str:
 def database(server_url: str) -> Iterator[str]:
     """A fresh database at head; TENANTRY_DATABASE_URL points at it for the whole run."""
     url = throwaway_url(server_url)
-    asyncio.run(ensure_database(url))
+    asyncio.run(create_test_database(url))
     saved = os.environ.get("TENANTRY_DATABASE_URL")
     os.environ["TENANTRY_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -75,7 +84,7 @@ def database(server_url: str) -> Iterator[str]:
         else:
             os.environ["TENANTRY_DATABASE_URL"] = saved
         get_settings.cache_clear()
-        asyncio.run(drop_database(url))
+        asyncio.run(drop_test_database(url))
 
 
 def make_settings(database: str, **overrides: object) -> TenancySettings:
@@ -118,13 +127,13 @@ async def api(settings: TenancySettings) -> AsyncIterator[str]:
 async def fresh(server_url: str) -> AsyncIterator[tuple[dict[str, str], AsyncEngine]]:
     """An empty database, and the environment that points Alembic at it."""
     url = throwaway_url(server_url, "fresh")
-    await ensure_database(url)
+    await create_test_database(url)
     engine = create_engine(url, TenancySettings(database_url=url))
     try:
         yield {**os.environ, "TENANTRY_DATABASE_URL": url}, engine
     finally:
         await engine.dispose()
-        await drop_database(url)
+        await drop_test_database(url)
 
 
 @pytest.fixture

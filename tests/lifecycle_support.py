@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from service.cli import app
+from tenancy.citus import LOCK_WAITS
 from tenancy.registry import api_keys, tenants
+from tests.citus_support import on_citus
 from tests.support import schema_names
 
 
@@ -54,6 +56,8 @@ BLOCKED_ON = text(
     WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
     """
 )
+CITUS_BLOCKED_ON = text(f"SELECT pid, wait_event FROM ({LOCK_WAITS}) waits")
+"""On Citus a wait may be on a worker: its coordinator backend (tenancy.citus.LOCK_WAITS)."""
 
 
 async def wait_for_blocked(engine: AsyncEngine, count: int, within: float = 60.0) -> list[int]:
@@ -64,7 +68,8 @@ async def wait_for_blocked(engine: AsyncEngine, count: int, within: float = 60.0
             while len(pids) < count:
                 await asyncio.sleep(0.05)
                 async with engine.connect() as conn:
-                    pids = [row.pid for row in await conn.execute(BLOCKED_ON)]
+                    query = CITUS_BLOCKED_ON if on_citus() else BLOCKED_ON
+                    pids = [row.pid for row in await conn.execute(query)]
     except TimeoutError:
         raise AssertionError(f"only {len(pids)} of {count} backends blocked") from None
     return pids

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
-from tenancy.database import create_engine, drop_database, ensure_database
+from tenancy.database import create_engine
 from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Summary
 from tenancy.migrate.run import RunOptions, migrate_fleet, upgrade_shared_schema
@@ -23,6 +23,7 @@ from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import REGISTRY_SCHEMA, quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tests.citus_support import create_test_database, drop_test_database
 from tests.conftest import throwaway_url
 
 PROJECT_HEAD = "0001"
@@ -147,14 +148,14 @@ class Fleet:
 @asynccontextmanager
 async def throwaway_fleet(url: str, pool_size: int = 4) -> AsyncIterator[Fleet]:
     """A fresh database at `url`; dropped, whatever happens, at the end."""
-    await ensure_database(url)
+    await create_test_database(url)
     engine = create_engine(url, TenancySettings(database_url=url, pool_size=pool_size))
     try:
         await upgrade_shared_schema(url, load_tracks(ALEMBIC_INI))
         yield Fleet(url, engine, [])
     finally:
         await engine.dispose()
-        await drop_database(url)
+        await drop_test_database(url)
 
 
 async def empty_fleet(engine: AsyncEngine) -> None:

@@ -18,7 +18,9 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import PROJECT_ROOT
+from tenancy.citus import LOCK_WAITS
 from tenancy.naming import quote_schema
+from tests.citus_support import on_citus
 
 RUNNING_APPS: list[FastAPI] = []
 """Apps served by running_server right now (any thread's loop), for known_to_running_apps."""
@@ -147,11 +149,17 @@ async def request_waiting_on_a_row_lock(
 
 async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix: str) -> dict:
     """The pg_stat_activity row of a backend whose application_name starts with the prefix and
-    that waits on a lock; polls for up to ten seconds."""
+    that waits on a lock; polls for up to ten seconds. On Citus, the coordinator backend of a
+    transaction that waits on a lock on any node (tenancy.citus.LOCK_WAITS)."""
     query = text(
         "SELECT pid, application_name, query, wait_event_type FROM pg_stat_activity "
         "WHERE starts_with(application_name, :prefix) AND wait_event_type = 'Lock'"
     )
+    if on_citus():  # the wait is on a worker; LOCK_WAITS names the coordinator's backend
+        query = text(
+            "SELECT pid, application_name, query, wait_event_type FROM"
+            f" ({LOCK_WAITS}) waits WHERE starts_with(application_name, :prefix)"
+        )
     async with engine.connect() as conn:
         for _ in range(200):
             row = (await conn.execute(query, {"prefix": application_name_prefix})).first()

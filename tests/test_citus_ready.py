@@ -290,6 +290,10 @@ def test_no_model_foreign_key_names_a_schema() -> None:
 
 
 @pytest.mark.negative_control
+@pytest.mark.single_server(
+    "Citus refuses the broken key itself ('cannot create foreign key constraint since relations"
+    " are not colocated'): the negative control cannot build what it catches"
+)
 async def test_negative_control_a_foreign_key_into_the_registry_is_caught(
     engine: AsyncEngine, tenant: CreatedTenant
 ) -> None:
@@ -360,6 +364,7 @@ async def test_onboarding_sends_create_schema_alone_before_any_table(
     assert schema_creation_problems(onboarded.statements, onboarded.tenant.schema) == []
 
 
+@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_an_import_restores_create_schema_alone_before_any_table(
     settings: TenancySettings,
     engine: AsyncEngine,
@@ -385,6 +390,10 @@ async def test_an_import_restores_create_schema_alone_before_any_table(
 
 
 @pytest.mark.negative_control
+@pytest.mark.single_server(
+    "Citus refuses the broken statement itself ('cannot create distributed schema and table in"
+    " a single statement'): the negative control cannot run it"
+)
 async def test_negative_control_create_schema_with_a_table_element_is_caught(
     fresh_engine: AsyncEngine, blueprint: TenantBlueprint, new_slug: str, sent: SentStatements
 ) -> None:
@@ -490,6 +499,10 @@ async def test_a_migrate_run_joins_no_tenant_schemas_but_in_the_census(
 
 
 @pytest.mark.negative_control
+@pytest.mark.single_server(
+    "Citus refuses the broken query itself ('the query contains a join that requires"
+    " repartitioning'): the negative control cannot run it"
+)
 async def test_negative_control_a_query_joining_two_tenants_is_caught(
     fresh_engine: AsyncEngine,
     tenant: CreatedTenant,

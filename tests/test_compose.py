@@ -131,3 +131,22 @@ def test_citus_init_runs_the_registration_script_from_the_repository() -> None:
     host, container = next((h, c) for h, c, *_ in mounts if script.startswith(c + "/"))
     assert (PROJECT_ROOT / host / script.removeprefix(container + "/")).is_file()
     assert re.fullmatch(r"\./deploy/citus", host)
+
+
+def test_the_citus_profile_sets_what_the_ci_cluster_sets() -> None:
+    """compose's nodes and deploy/citus/cluster.sh (the cluster CI runs the suite on) agree on
+    every Citus-relevant server setting and on the Citus release line."""
+    script = (PROJECT_ROOT / "deploy" / "citus" / "cluster.sh").read_text()
+    ci = dict(re.findall(r"^(citus\.\w+|wal_level) = (\S+)$", script, flags=re.MULTILINE))
+    assert ci == {"wal_level": "logical", "citus.enable_schema_based_sharding": "on"}
+    assert "synchronous_commit = off" not in script  # loses writes in a schema move
+    (ci_version,) = re.findall(r'^CITUS_VERSION="([\d.]+)"$', script, flags=re.MULTILINE)
+    compose = load_compose()
+    layout = citus_layout(compose)
+    for name in (layout.coordinator, *layout.workers):
+        node = compose["services"][name]
+        settings = server_settings(node)
+        assert {key: settings.get(key) for key in ci} == ci, name
+        assert "synchronous_commit" not in settings, name
+        tag = interpolate(node["image"], {}).partition(":")[2]
+        assert tag.split(".")[:2] == ci_version.split(".")[:2], name

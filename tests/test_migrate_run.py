@@ -20,6 +20,7 @@ from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant
 from tests.conftest import run_alembic
+from tests.lifecycle_support import wait_for_blocked
 from tests.migrate_support import (
     ADD_PRIORITY,
     LIVE_BACKFILL,
@@ -229,10 +230,14 @@ async def test_lock_timeouts_back_off_retry_and_give_up_after_a_bound(
         assert next(r for r in gave_up.results if r.tenant.slug == busy.slug).attempts == 2
         assert gave_up.count(Outcome.MIGRATED) == 2
 
+        # Each attempt waits up to 1 s: long enough to be seen waiting (the run starts later on
+        # Citus than a fixed sleep allowed); the lock is then held past that second, so the
+        # attempt seen waiting times out and the run retries.
         patient = asyncio.create_task(
-            fleet.migrate(tracks, lock=LockPolicy(timeout_ms=50, retries=30, **FAST_BACKOFF))
+            fleet.migrate(tracks, lock=LockPolicy(timeout_ms=1000, retries=30, **FAST_BACKOFF))
         )
-        await asyncio.sleep(0.3)
+        await wait_for_blocked(fleet.engine, 1)
+        await asyncio.sleep(1.5)
         await request.rollback()
         summary = await patient
     result = next(r for r in summary.results if r.tenant.slug == busy.slug)

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli.common import fail, print_table, run_with_engine
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from tenancy.lifecycle.inventory import TenantSummary
     from tenancy.provisioning import CreatedTenant
 
@@ -166,11 +169,17 @@ def tenants_import(
     """Create a tenant from an export, under its old slug or --as a new one; prints a new key.
 
     Only the rows of the archive's tables are used: anything else in it refuses the import."""
+    from tenancy.citus import refuse_import_on_citus
     from tenancy.lifecycle.transfer import import_tenant
     from tenancy.migrate.tracks import load_tracks
 
     tracks = load_tracks(ALEMBIC_INI)
-    created = run_with_engine(lambda e: import_tenant(e, tracks, file, as_slug, name))
+
+    async def main(engine: "AsyncEngine") -> "CreatedTenant":
+        await refuse_import_on_citus(engine)
+        return await import_tenant(engine, tracks, file, as_slug, name)
+
+    created = run_with_engine(main)
     _print_created(created, as_json)
 
 

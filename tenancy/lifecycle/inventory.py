@@ -16,14 +16,20 @@ _SCHEMA_SIZES = text(
     SELECT n.nspname, coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
     FROM pg_namespace n LEFT JOIN pg_class c
       ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'S')
-    WHERE n.nspname = ANY(:schemas) GROUP BY n.nspname"""
+    WHERE n.nspname = ANY(CAST(:schemas AS text[])) GROUP BY n.nspname"""
 )
-"""Tables with their indexes and TOAST (pg_total_relation_size), materialized views, sequences."""
+"""Tables with their indexes and TOAST (pg_total_relation_size), materialized views, sequences.
+
+The schema list is bound as text[], never as the name[] that `nspname = ANY(:schemas)` would make
+of it: asyncpg has no built-in codec for name[] and would look the type up on every new
+connection, a catalog query that takes seconds on a Citus coordinator (pg_class scans there
+carry Citus's shard-visibility filter). `name = text` still uses pg_namespace's index."""
 
 _VERSIONED = text(
     """
     SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relname = 'alembic_version' AND c.relkind = 'r' AND n.nspname = ANY(:schemas)"""
+    WHERE c.relname = 'alembic_version' AND c.relkind = 'r'
+      AND n.nspname = ANY(CAST(:schemas AS text[]))"""
 )
 
 

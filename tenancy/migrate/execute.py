@@ -38,6 +38,8 @@ class Job:
     tenant: TenantRef
     step: Step
     sql: str
+    statements: tuple[str, ...] = ()
+    """What is sent, in order; empty: `sql` as one script (tenancy.citus.statements_for)."""
 
 
 async def run_jobs(
@@ -72,7 +74,8 @@ async def migrate_tenant(conn: asyncpg.Connection, job: Job, policy: LockPolicy)
                 found = await _lock_version(conn, job.step)
                 if found != expected_heads(job.step):
                     return attempt.moved(found)
-                await conn.execute(job.sql)
+                for statement in job.statements or (job.sql,):
+                    await conn.execute(statement)
             return attempt.ended(Outcome.MIGRATED)
         except asyncpg.PostgresError as exc:
             if not is_lock_conflict(exc) or attempt.count > policy.retries:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from tenancy.citus import is_citus, statements_for
 from tenancy.database import asyncpg_dsn
 from tenancy.migrate.census import read_versions, registered_tenants, shared_revision
 from tenancy.migrate.connections import alembic_connection, open_connections, side_by_side
@@ -87,8 +88,10 @@ class _FleetRun:
         self.settled: dict[str, TenantResult] = {}
         self.unsettled: dict[str, Job] = {}
         self.failures = 0
+        self.citus = False
 
     async def run(self) -> list[TenantResult]:
+        self.citus = await is_citus(self.connections[0])
         for _ in range(MAX_PASSES):
             fast, careful = await self._plan()
             self.reporter.planned(len(self.unsettled))
@@ -116,7 +119,7 @@ class _FleetRun:
             outcome = Outcome.MISSING if bad.schema_missing else Outcome.FAILED
             self._settle(TenantResult(bad.tenant, bad.revision, None, outcome, bad.reason))
         fast = [
-            Job(tenant, group.step, sql)
+            Job(tenant, group.step, sql, statements_for(sql, self.citus))
             for group, sql in ((g, self._render(g.step)) for g in plan.groups if not g.live)
             for tenant in group.tenants
         ]

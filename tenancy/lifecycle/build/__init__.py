@@ -12,7 +12,9 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenancy.citus import is_citus_pooled, statements_for
 from tenancy.migrate.tracks import Tracks
+from tenancy.sql_statements import split_statements
 
 
 class SchemaBuilder(Protocol):
@@ -31,8 +33,16 @@ class SchemaBuilder(Protocol):
 
 
 async def run_script(conn: AsyncConnection, sql: str) -> None:
-    """Several statements in one round trip (simple query protocol), inside conn's transaction."""
+    """Several statements in one round trip (simple query protocol), inside conn's transaction.
+
+    On a Citus coordinator, one statement at a time instead (tenancy/citus.py): a script of
+    several commands is refused there as soon as it holds an index, a DROP COLUMN, ...
+    """
     raw = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
         raise RuntimeError("run_script needs a transaction that has already begun")
-    await raw.execute(sql)
+    if len(split_statements(sql)) <= 1:
+        await raw.execute(sql)
+        return
+    for statement in statements_for(sql, await is_citus_pooled(conn)):
+        await raw.execute(statement)
