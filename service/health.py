@@ -4,12 +4,20 @@ import asyncio
 import time
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 
 from tenancy.problems import Problem, problem_responses
 from tenancy.runtime import Tenancy
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> RedirectResponse:
+    """What a browser opens first: the interactive docs (307), not a 400 about a header."""
+    return RedirectResponse("/docs", status_code=307)
+
 
 SHARED_REVISION = text("SELECT version_num FROM tenantry.alembic_version")
 

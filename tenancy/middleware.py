@@ -6,7 +6,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenancy import problems
 from tenancy.keys import key_matches
-from tenancy.naming import is_valid_slug
+from tenancy.naming import RESERVED_SLUGS, is_valid_slug
 from tenancy.runtime import STATE_KEY
 
 _BEARER = b"bearer "
@@ -16,7 +16,8 @@ _MAX_HEADER = 64
 class TenantMiddleware:
     """Admits a request to a tenant's routes only with that tenant's valid API key.
 
-    Paths under `public_prefixes` (health, docs, admin) pass through untouched. The tenant
+    Paths under `public_prefixes` (health, docs, admin), and `/` itself (it points a browser at
+    the docs), pass through untouched. The tenant
     directory comes from the lifespan state (`Tenancy.lifespan_state()`).
     """
 
@@ -32,7 +33,8 @@ class TenantMiddleware:
         self.public_prefixes = tuple(public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.public_prefixes):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == "/" or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
 
@@ -43,10 +45,12 @@ class TenantMiddleware:
             elif name == b"authorization":
                 token_raw = value
 
-        slug = _ascii(slug_raw)
-        if slug is None or not is_valid_slug(slug):
-            await problems.invalid_tenant_header(self.header_name).response()(scope, receive, send)
+        why = _malformed(slug_raw)
+        if why is not None:
+            problem = problems.invalid_tenant_header(self.header_name, why)
+            await problem.response()(scope, receive, send)
             return
+        slug = slug_raw.decode("ascii")  # type: ignore[union-attr]  # _malformed checked it
 
         state = scope["state"]
         tenant = await state[STATE_KEY].directory.get(slug)
@@ -64,13 +68,21 @@ class TenantMiddleware:
         await self.app(scope, receive, send)
 
 
-def _ascii(raw: bytes | None) -> str | None:
-    if raw is None or len(raw) > _MAX_HEADER:
-        return None
+def _malformed(raw: bytes | None) -> str | None:
+    """Why the tenant header is no slug ("is missing", ...), or None when it is one."""
+    if raw is None:
+        return "is missing"
+    if len(raw) > _MAX_HEADER:
+        return f"is longer than {_MAX_HEADER} bytes"
     try:
-        return raw.decode("ascii")
+        slug = raw.decode("ascii")
     except UnicodeDecodeError:
-        return None
+        return "is not ASCII"
+    if not is_valid_slug(slug):
+        if slug in RESERVED_SLUGS:
+            return "names a reserved slug"
+        return "is not a slug" if slug.strip() else "is empty"
+    return None
 
 
 def _bearer_token(raw: bytes | None) -> str | None:

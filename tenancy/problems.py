@@ -39,12 +39,14 @@ class Problem(Exception):
         )
 
 
-def invalid_tenant_header(header: str) -> Problem:
+def invalid_tenant_header(header: str, why: str = "is missing") -> Problem:
+    """400 `invalid-tenant-header`; `why` says what is wrong with it ("is missing", ...)."""
     return Problem(
         400,
         "invalid-tenant-header",
         "Missing or malformed tenant header",
-        f"Send the tenant's slug in the {header} header.",
+        f"The {header} header {why}: send the tenant's slug there (2-40 lower-case letters, "
+        "digits and '-', starting with a letter).",
     )
 
 
