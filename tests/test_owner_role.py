@@ -83,7 +83,7 @@ async def every_step(tenantry: Tenantry, env: dict[str, str], tmp_path: Path) ->
     await tenantry(env, "tenants", "export", "own-a", str(dump))
     await tenantry(env, "tenants", "import", str(dump), "--as", "own-b")
     await tenantry(env, "roles", "setup")
-    return created["schema"]
+    return created["schema_name"]
 
 
 async def test_with_a_bootstrap_url_everything_runs_as_a_non_superuser_owner(

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.cli.common import fail, print_table, run_with_engine
 from service.paths import ALEMBIC_INI

@@ -132,9 +132,7 @@ async def purge_tenant(engine: AsyncEngine, slug: str) -> PurgedTenant:
                 f"DROP SCHEMA IF EXISTS {quote_archive_schema(dropped)} CASCADE"
             )
         elif await schema_present(conn, tenant.schema):
-            raise TenantStateConflict(
-                f"tenant {slug!r} is not archived (archive it first with drop)"
-            )
+            tenant.archived_in("purge")  # raises: only an archived tenant can be purged
         else:
             dropped, missing = tenant.schema, True
         await conn.execute(delete(tenants).where(tenants.c.id == tenant.id))
