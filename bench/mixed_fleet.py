@@ -38,7 +38,7 @@ from bench.request_path.databases import BenchDatabases, TenantDatabase, log
 from bench.request_path.measure import LoadShape, measure, median, rotated, tenant_targets
 from bench.request_path.servers import ServerSpec, running_servers
 from service.deps import TenantSession
-from tenancy.database import asyncpg_dsn, database_url
+from tenancy.database import asyncpg_dsn, bootstrap_url
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.settings import TenancySettings
 
@@ -241,7 +241,7 @@ def main() -> None:
     args = vars(parser.parse_args())
     readme, out = args.pop("readme"), args.pop("out")
     options = Options(**args)
-    server_url = asyncio.run(database_url(TenancySettings()))
+    server_url = asyncio.run(bootstrap_url(TenancySettings()))
     rows = asyncio.run(run(server_url, options))
     out.write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown(rows, options)
