@@ -36,6 +36,9 @@ from sqlalchemy.util import LRUCache
 from tenancy.naming import quote_search_path
 from tenancy.observability.db_tag import quote_tag
 
+_TRANSACTION_ENDS = frozenset({"COMMIT;", "ROLLBACK;"})
+"""What asyncpg's Transaction sends to end a transaction (a savepoint's end is not one)."""
+
 RESET_SESSION = " RESET ALL; RESET ROLE;"
 """Appended to every BEGIN: session-level settings and role back to the connection's defaults
 (the values it logged in with). Transactional, so it holds for the transaction it opens."""
@@ -101,10 +104,11 @@ class TenantConnection(asyncpg.Connection):
         timeout: float | None = None,  # noqa: ASYNC109 (asyncpg's own signature)
     ) -> str:
         if args or not query.startswith("BEGIN"):
-            if query.startswith(("COMMIT", "ROLLBACK")):
+            if query in _TRANSACTION_ENDS:  # not ROLLBACK TO SAVEPOINT: still in the tenant
                 self._schema = self._shape = None
             return await super().execute(query, *args, timeout=timeout)
-        suffix, schema = self._begin_suffix, self._schema
+        suffix = self._begin_suffix
+        schema = self._schema = self._schema if suffix else None
         self._begin_suffix = ""
         try:
             status = await super().execute(query + RESET_SESSION + suffix, timeout=timeout)
