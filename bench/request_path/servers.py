@@ -46,7 +46,7 @@ class Server:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as reply:
             return json.load(reply)
 
-    def wait_until_up(self, timeout: float = 60) -> None:
+    def wait_until_up(self, timeout: float = 180) -> None:  # a hang guard: a busy machine is slow
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
