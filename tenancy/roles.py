@@ -335,6 +335,29 @@ async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> Non
         await _run_all(conn, revoke_grants(quote_schema(schema), LEGACY_GROUP))
 
 
+_HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
+_GRANT_ON_WORKERS = text(
+    "SELECT success, result FROM run_command_on_workers("
+    "format('GRANT %I TO %I', CAST(:group AS text), CAST(:role AS text)))"
+)
+
+
+async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -> None:
+    """On a Citus coordinator, after setup_roles' transaction committed: the runtime role's group
+    membership on every worker too. Citus propagates `GRANT role TO role` only for roles it knows
+    through this database, and a login role first made for another database of the cluster is
+    not one, so its requests would lack the group's grants on the workers that hold the shards.
+    (Inside setup_roles' own transaction it would wait for the group Citus creates at commit.)"""
+    if not await conn.scalar(_HAS_CITUS):
+        return
+    params = {"group": setup.group, "role": setup.login_role}
+    for success, result in await conn.execute(_GRANT_ON_WORKERS, params):
+        if not success:
+            raise RoleSetupError(
+                f"cannot grant {setup.group} to {setup.login_role} on a worker: {result}"
+            )
+
+
 async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str) -> None:
     """Only set-up login roles connect (roles are cluster-wide: a login role set up for another
     database must not reach this one), and no one but the owner creates temporary tables or

@@ -27,7 +27,7 @@ from tenancy.database import bootstrap_url, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
-from tenancy.roles import setup_roles
+from tenancy.roles import grant_membership_on_workers, setup_roles
 from tenancy.settings import TenancySettings, get_settings
 from tests.citus_support import create_test_database, drop_test_database, skip_single_server_tests
 from tests.support import known_to_running_apps, running_server
@@ -170,7 +170,9 @@ RUNTIME_ROLE = "tenantry_test_api"
 async def runtime_url(database: str, engine: AsyncEngine) -> str:
     """The test database as the API's runtime role, which the owner sets up once."""
     async with engine.begin() as conn:
-        await setup_roles(conn, RUNTIME_ROLE)
+        done = await setup_roles(conn, RUNTIME_ROLE)
+    async with engine.begin() as conn:  # after the commit, as `tenantry roles setup` does
+        await grant_membership_on_workers(conn, done)
     return make_url(database).set(username=RUNTIME_ROLE).render_as_string(hide_password=False)
 
 

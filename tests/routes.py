@@ -16,8 +16,8 @@ class Operation:
 
     @property
     def is_public(self) -> bool:
-        """Served without a tenant: health, docs and admin (which has its own token)."""
-        return self.path.startswith(PUBLIC_PREFIXES)
+        """Served without a tenant: `/` (to the docs), health, docs and admin (own token)."""
+        return self.path == "/" or self.path.startswith(PUBLIC_PREFIXES)
 
     def sample_path(self) -> str:
         """The path with every parameter filled in with a valid id."""

@@ -24,7 +24,13 @@ def roles_setup() -> None:
     TENANTRY_OWNER_DATABASE_URL, not a superuser, and hands it the database: run it before
     `tenantry migrate` and again after. Without, it runs as the owner, after the migrations."""
     from tenancy.database import bootstrap_url, create_engine, is_embedded, runtime_login
-    from tenancy.roles import RoleSetup, RoleSetupError, setup_owner, setup_roles
+    from tenancy.roles import (
+        RoleSetup,
+        RoleSetupError,
+        grant_membership_on_workers,
+        setup_owner,
+        setup_roles,
+    )
     from tenancy.settings import get_settings
 
     settings = get_settings()
@@ -32,8 +38,12 @@ def roles_setup() -> None:
     bootstrapped = bool(settings.bootstrap_database_url) or is_embedded(settings)
 
     async def as_owner() -> RoleSetup:
-        async with owner_engine() as engine, engine.begin() as conn:
-            return await setup_roles(conn, login_role, password)
+        async with owner_engine() as engine:
+            async with engine.begin() as conn:
+                done = await setup_roles(conn, login_role, password)
+            async with engine.begin() as conn:
+                await grant_membership_on_workers(conn, done)
+            return done
 
     async def bootstrap() -> RoleSetup:
         owner, owner_password = owner_login(settings)
@@ -41,9 +51,12 @@ def roles_setup() -> None:
         try:
             async with engine.begin() as conn:
                 await setup_owner(conn, owner, owner_password)
-                return await setup_roles(
+                done = await setup_roles(
                     conn, login_role, password, require_registry=False, owner=owner
                 )
+            async with engine.begin() as conn:
+                await grant_membership_on_workers(conn, done)
+            return done
         finally:
             await engine.dispose()
 
