@@ -8,6 +8,8 @@ commits before the response starts, so a request that failed this way before its
 started changed nothing and can simply run again: the replay prepares fresh statements.
 """
 
+from collections.abc import Callable
+
 import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,10 +50,10 @@ class ReplayStaleStatements:
         except Exception as exc:
             if started or not is_stale_statement(exc):
                 raise
-            await self.app(scope, _replaying(received, receive), send)
+            await self.app(scope, replaying(received, receive), send)
 
 
-def _replaying(received: list[Message], receive: Receive) -> Receive:
+def replaying(received: list[Message], receive: Receive) -> Receive:
     """The body the first attempt read, then the live channel (for disconnects)."""
     pending = list(received)
 
@@ -65,6 +67,11 @@ def _replaying(received: list[Message], receive: Receive) -> Receive:
 
 def is_stale_statement(exc: BaseException) -> bool:
     """True when exc, or an error it wraps, says a cached statement went stale."""
+    return wraps_error(exc, lambda error: isinstance(error, STALE_STATEMENT_ERRORS))
+
+
+def wraps_error(exc: BaseException, matches: Callable[[BaseException], bool]) -> bool:
+    """True when exc or an error it wraps (cause, context, SQLAlchemy's `.orig`) matches."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -72,7 +79,7 @@ def is_stale_statement(exc: BaseException) -> bool:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, STALE_STATEMENT_ERRORS):
+        if matches(current):
             return True
         stack += [current.__cause__, current.__context__, getattr(current, "orig", None)]
     return False

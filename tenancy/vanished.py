@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tenancy import problems
 from tenancy.keys import key_matches
 from tenancy.registry import ResolvedTenant
+from tenancy.replay import replaying, wraps_error
 from tenancy.runtime import STATE_KEY, Tenancy
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class VanishedSchemas:
         if answer is not None:
             await answer.response(headers=_headers_of(answer))(scope, receive, send)
             return
-        await self.app(scope, _replaying(received, receive), send)
+        await self.app(scope, replaying(received, receive), send)
 
 
 async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | None:
@@ -92,31 +93,9 @@ async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | 
     return None
 
 
-def _replaying(received: list[Message], receive: Receive) -> Receive:
-    """The body the first attempt read, then the live channel (for disconnects)."""
-    pending = list(received)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
-        return await receive()
-
-    return replay
-
-
 def is_vanished_relation(exc: BaseException) -> bool:
     """True when exc, or an error it wraps, is PostgreSQL's undefined table or schema."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if getattr(current, "sqlstate", None) in VANISHED_SQLSTATES:
-            return True
-        stack += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-    return False
+    return wraps_error(exc, lambda error: getattr(error, "sqlstate", None) in VANISHED_SQLSTATES)
 
 
 def _bearer_token(scope: Scope) -> str | None:
