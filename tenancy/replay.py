@@ -32,25 +32,41 @@ class ReplayStaleStatements:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        received: list[Message] = []
-        started = False
+        again = await first_attempt(self.app, scope, receive, send, is_stale_statement)
+        if again is not None:
+            await self.app(scope, again, send)
 
-        async def recording_receive() -> Message:
-            message = await receive()
-            received.append(message)
-            return message
 
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
+async def first_attempt(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    retryable: Callable[[BaseException], bool],
+) -> Receive | None:
+    """Run app once, recording the body it reads. None when it finished; when it raised a
+    `retryable` error before sending anything, a receive that replays the body (the request's
+    one transaction was rolled back, so running it again is safe); anything else is raised."""
+    received: list[Message] = []
+    started = False
 
-        try:
-            await self.app(scope, recording_receive, watching_send)
-        except Exception as exc:
-            if started or not is_stale_statement(exc):
-                raise
-            await self.app(scope, replaying(received, receive), send)
+    async def recording_receive() -> Message:
+        message = await receive()
+        received.append(message)
+        return message
+
+    async def watching_send(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        await app(scope, recording_receive, watching_send)
+    except Exception as exc:
+        if started or not retryable(exc):
+            raise
+        return replaying(received, receive)
+    return None
 
 
 def replaying(received: list[Message], receive: Receive) -> Receive:

@@ -21,12 +21,12 @@ what the code expects (see `tenantry migrate status --verify`).
 import logging
 
 from sqlalchemy import text
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenancy import problems
 from tenancy.keys import key_matches
 from tenancy.registry import ResolvedTenant
-from tenancy.replay import replaying, wraps_error
+from tenancy.replay import first_attempt, wraps_error
 from tenancy.runtime import STATE_KEY, Tenancy
 
 log = logging.getLogger(__name__)
@@ -48,31 +48,17 @@ class VanishedSchemas:
         if tenant is None:
             await self.app(scope, receive, send)
             return
-        received: list[Message] = []
-        started = False
-
-        async def recording_receive() -> Message:
-            message = await receive()
-            received.append(message)
-            return message
-
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, recording_receive, watching_send)
+        again = await first_attempt(self.app, scope, receive, send, is_vanished_relation)
+        if again is None:
             return
-        except Exception as exc:
-            if started or not is_vanished_relation(exc):
-                raise
-            log.warning("tenant %s: %s; admitting the request again", tenant.slug, exc)
+        log.warning(
+            "tenant %s: its schema or tables vanished; admitting the request again", tenant.slug
+        )
         answer = await readmit(scope, tenant)
         if answer is not None:
             await answer.response(headers=_headers_of(answer))(scope, receive, send)
             return
-        await self.app(scope, replaying(received, receive), send)
+        await self.app(scope, again, send)
 
 
 async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | None:
