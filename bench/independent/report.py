@@ -1,0 +1,89 @@
+"""The comparison's results as markdown tables (bench/README.md, "Tenantry against an
+independent FastAPI app")."""
+
+from typing import Any
+
+from bench.independent.compare import BASELINE
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def ratio_table(results: dict[str, Any]) -> str:
+    header = ["route", "server", "req/s", "x baseline", "range over rounds", "p50 ms", "p99 ms"]
+    header += ["app CPU µs/req", "DB CPU µs/req"]
+    rows = []
+    for route, variants in results["summary"].items():
+        for variant, s in variants.items():
+            ratio = "1" if variant == BASELINE else f"**{s['ratio']:.2f}**"
+            spread = "" if variant == BASELINE else f"{s['ratio_min']:.2f}-{s['ratio_max']:.2f}"
+            rows.append(
+                [
+                    f"`{route}`",
+                    variant,
+                    f"{s['throughput']:.0f}",
+                    ratio,
+                    spread,
+                    f"{s['p50_ms']:.1f}",
+                    f"{s['p99_ms']:.1f}",
+                    f"{s['server_cpu_us']:.0f}",
+                    f"{s['db_cpu_us']:.0f}",
+                ]
+            )
+    return _table(header, rows)
+
+
+def layer_table(results: dict[str, Any]) -> str:
+    """Per variant: app CPU per request on each route, and its difference to the shipped
+    server (what the layer costs, µs: positive when taking it out saves CPU)."""
+    summary = results["summary"]
+    routes = list(summary)
+    header = ["server"]
+    for route in routes:
+        header += [f"`{route}` app CPU µs/req", "saved µs", "x baseline"]
+    rows = []
+    for variant in summary[routes[0]]:
+        row = [variant]
+        for route in routes:
+            s, shipped = summary[route][variant], summary[route]["tenantry"]
+            saved = shipped["server_cpu_us"] - s["server_cpu_us"]
+            row += [f"{s['server_cpu_us']:.0f}", f"{saved:+.0f}", f"{s['ratio']:.2f}"]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def db_work_table(results: dict[str, Any]) -> str:
+    header = ["server", "statement", "texts", "calls/req", "plans/req", "plan µs/req"]
+    header.append("exec µs/req")
+    rows = [
+        [
+            name,
+            f"`{s['query'].replace('|', '/')}`",
+            str(s["texts"]),
+            f"{s['calls']:.2f}",
+            f"{s['plans']:.3f}",
+            f"{s['plan_us']:.1f}",
+            f"{s['exec_us']:.1f}",
+        ]
+        for name, work in results["db_work"].items()
+        for s in work["statements"]
+        if s["calls"] >= 0.01
+    ]
+    return _table(header, rows)
+
+
+def markdown(results: dict[str, Any], kind: str) -> str:
+    before, after = results["load_average"]
+    shape = results["shape"]
+    intro = (
+        f"Measured {results['measured_at']}, {results['cpus']} cores, load average (1 min) "
+        f"{before:.1f} before and {after:.1f} after the run; {results['tenants']} tenants, "
+        f"{shape['rounds']} rounds, {shape['connections']} connections, "
+        f"{shape['duration']:.0f} s per server and run."
+    )
+    parts = [intro, "", layer_table(results) if kind == "layers" else ratio_table(results)]
+    if results.get("db_work"):
+        parts += ["", db_work_table(results)]
+    return "\n".join(parts)
