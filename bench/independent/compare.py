@@ -3,16 +3,15 @@
 Every server runs at once, one uvicorn worker each, idle unless measured; each round is one run
 per route that alternates between all of them in slices (`bench.request_path.measure`), so the
 load of this shared machine weighs on all alike. Per server and run: requests per second and
-latency from the load generator, **app CPU** (the server process's user + system CPU time per
-request, µs) and **DB CPU** (the CPU time of the PostgreSQL backends serving that server's
-connections, per request, µs: backends are found by matching the server's client ports in
-`pg_stat_activity`; a backend that exits during a run, as `TENANTRY_POOL_MAX_USES` replaces
-connections, takes its time with it, so DB CPU is a slight undercount for Tenantry).
-Ratios are taken within a round, medians over rounds reported.
+latency from the load generator, and **app CPU** (the server process's user + system CPU time
+per request, µs). Ratios are taken within a round, medians over rounds reported.
 
-The database work per request (`db_work`) is measured apart, one server at a time in steady
-state, from `pg_stat_statements` (the server must preload it: every statement's calls, plans,
-planning and execution time).
+The database side (`db_work`) is measured apart, one server at a time in steady state: the
+statements `pg_stat_statements` counted (the server must preload it: calls, plans, planning and
+execution time) and the **DB CPU** of the whole PostgreSQL server per request (every backend,
+and what the postmaster reaped from backends that exited; the server should run nothing else).
+Backends' CPU counters tick in 10 ms steps, too coarse to split a 2 s interleaved slice among
+servers, hence the separate run.
 """
 
 import asyncio
@@ -136,45 +135,20 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def backend_cpu(server_url: str, servers: list[Server]) -> list[float]:
-    """CPU seconds so far of the PostgreSQL backends serving each server's connections."""
-    port = make_url(server_url).port or 5432
-    conn = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        rows = await conn.fetch(
-            "SELECT pid, client_port FROM pg_stat_activity WHERE client_port > 0"
-        )
-    finally:
-        await conn.close()
-    backend_of = {row["client_port"]: row["pid"] for row in rows}
-    totals = []
-    for server in servers:
-        total = 0.0
-        for c in psutil.Process(server.process.pid).net_connections(kind="tcp"):
-            pid = backend_of.get(c.laddr.port) if c.raddr and c.raddr.port == port else None
-            if pid is not None:
-                try:
-                    times = psutil.Process(pid).cpu_times()
-                except psutil.NoSuchProcess:
-                    continue
-                total += times.user + times.system
-        totals.append(total)
-    return totals
-
-
-async def measure_round(
-    server_url: str,
-    servers: list[Server],
-    targets: list[list[dict[str, Any]]],
-    route: str,
-    shape: LoadShape,
-) -> list[dict[str, Any]]:
-    db_before = await backend_cpu(server_url, servers)
-    measured = await measure(servers, targets, {route: ROUTES[route]}, shape)
-    db_after = await backend_cpu(server_url, servers)
-    for target, before, after in zip(measured, db_before, db_after, strict=True):
-        target["db_cpu_us"] = (after - before) / max(target["issued"], 1) * 1e6
-    return measured
+async def database_cpu_seconds(conn: asyncpg.Connection) -> float:
+    """CPU seconds so far of the whole PostgreSQL server: every backend alive, plus what the
+    postmaster has reaped from backends that exited (a pool replacing connections)."""
+    postmaster = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()")).parent()
+    assert postmaster is not None
+    mine = postmaster.cpu_times()
+    total = mine.user + mine.system + mine.children_user + mine.children_system
+    for child in postmaster.children():
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 async def run_comparison(
@@ -207,11 +181,10 @@ async def run_comparison(
             for round_ in range(shape.rounds):
                 for route in ROUTES:
                     order = rotated(list(variants), round_)
-                    measured = await measure_round(
-                        server_url,
+                    measured = await measure(
                         [servers[n] for n in order],
                         [targets[n] for n in order],
-                        route,
+                        {route: ROUTES[route]},
                         shape,
                     )
                     for name, target in zip(order, measured, strict=True):
@@ -254,7 +227,6 @@ def _row(target: dict[str, Any], round_: int, route: str, variant: str) -> dict[
         "requests": total["requests"],
         "errors": total["errors"],
         "server_cpu_us": target["server_cpu_us"],
-        "db_cpu_us": target["db_cpu_us"],
     }
 
 
@@ -278,7 +250,6 @@ def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, dict
                 "p50_ms": median([r["p50_ms"] for r in mine]),
                 "p99_ms": median([r["p99_ms"] for r in mine]),
                 "server_cpu_us": median([r["server_cpu_us"] for r in mine]),
-                "db_cpu_us": median([r["db_cpu_us"] for r in mine]),
                 "errors": sum(r["errors"] for r in mine),
             }
     return summary
@@ -312,7 +283,12 @@ async def db_work(
         await asyncio.to_thread(run_load, spec)  # steady state: every statement prepared
         datname = await _database_of(conn, server)
         await conn.execute("SELECT pg_stat_statements_reset()")
+        app_before, db_before = server.cpu_seconds(), await database_cpu_seconds(conn)
         result = await asyncio.to_thread(run_load, spec)
+        app_cpu, db_cpu = (
+            server.cpu_seconds() - app_before,
+            await database_cpu_seconds(conn) - db_before,
+        )
         rows = await conn.fetch(STATEMENTS, datname)
     finally:
         await conn.close()
@@ -337,7 +313,12 @@ async def db_work(
         for query, (calls, plans, plan_ms, exec_ms, entries) in totals.items()
     ]
     statements.sort(key=lambda s: -s["calls"])
-    return {"requests": issued, "statements": statements}
+    return {
+        "requests": issued,
+        "app_cpu_us": app_cpu / issued * 1e6,
+        "db_cpu_us": db_cpu / issued * 1e6,
+        "statements": statements,
+    }
 
 
 _SELECTED_COLUMNS = re.compile(r"^SELECT .*? FROM ")

@@ -13,7 +13,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def ratio_table(results: dict[str, Any]) -> str:
     header = ["route", "server", "req/s", "x baseline", "range over rounds", "p50 ms", "p99 ms"]
-    header += ["app CPU µs/req", "DB CPU µs/req"]
+    header.append("app CPU µs/req")
     rows = []
     for route, variants in results["summary"].items():
         for variant, s in variants.items():
@@ -29,7 +29,6 @@ def ratio_table(results: dict[str, Any]) -> str:
                     f"{s['p50_ms']:.1f}",
                     f"{s['p99_ms']:.1f}",
                     f"{s['server_cpu_us']:.0f}",
-                    f"{s['db_cpu_us']:.0f}",
                 ]
             )
     return _table(header, rows)
@@ -51,6 +50,15 @@ def layer_table(results: dict[str, Any]) -> str:
             saved = shipped["server_cpu_us"] - s["server_cpu_us"]
             row += [f"{s['server_cpu_us']:.0f}", f"{saved:+.0f}", f"{s['ratio']:.2f}"]
         rows.append(row)
+    return _table(header, rows)
+
+
+def db_cpu_table(results: dict[str, Any]) -> str:
+    header = ["server", "requests", "app CPU µs/req", "DB CPU µs/req (whole server)"]
+    rows = [
+        [name, str(w["requests"]), f"{w['app_cpu_us']:.0f}", f"{w['db_cpu_us']:.0f}"]
+        for name, w in results["db_work"].items()
+    ]
     return _table(header, rows)
 
 
@@ -85,5 +93,5 @@ def markdown(results: dict[str, Any], kind: str) -> str:
     )
     parts = [intro, "", layer_table(results) if kind == "layers" else ratio_table(results)]
     if results.get("db_work"):
-        parts += ["", db_work_table(results)]
+        parts += ["", db_cpu_table(results), "", db_work_table(results)]
     return "\n".join(parts)
