@@ -1,10 +1,12 @@
 """bench/independent (issue 17) still runs: the baseline app, the interleaved comparison and the
 per-layer variants produce numbers at tiny sizes. Timings are never asserted here."""
 
+import io
 import math
 
 from bench.independent.app import create_app as create_baseline
 from bench.independent.compare import BASELINE, main_variants, run_comparison
+from bench.independent.layer_cost import SHIPPED, run_layer_cost
 from bench.independent.layers import LAYERS, MIDDLEWARE, without
 from bench.independent.profile import OTHER, layer_of, read_samples
 from bench.request_path.measure import LoadShape
@@ -63,3 +65,10 @@ def test_profile_samples_are_charged_to_the_deepest_known_layer() -> None:
         OTHER: 1,
     }
     assert layer_of(["fetch (asyncpg/connection.py:1)"]) == "asyncpg"
+
+
+async def test_the_layer_costs_are_measured_in_process(server_url: str) -> None:
+    results = await run_layer_cost(server_url, 2, 20, 1, io.StringIO(), todos=5)
+    assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | {f"without {n}" for n in LAYERS}
+    assert all(cpu > 0 for cpu in results["cpu_us"].values())
+    assert "all of them, stacked" in results["isolated_us"]

@@ -1,7 +1,6 @@
 """`python -m bench.independent`: Tenantry against the independent baseline (issue 17).
 
     python -m bench.independent --rounds 5 --before main --write       # the ratio table
-    python -m bench.independent --layers --rounds 3 --write            # the per-layer table
 
 The server is TENANTRY_DATABASE_URL's (or the embedded one); throwaway databases are made there
 and dropped at the end. With pg_stat_statements preloaded on that server, `--db-work N` also
@@ -18,7 +17,6 @@ import typer
 
 from bench.independent.compare import (
     ensure_statements_extension,
-    layer_variants,
     main_variants,
     run_comparison,
     source_tree,
@@ -42,7 +40,6 @@ def main(
     connections: Annotated[int, typer.Option(help="Keep-alive connections")] = 16,
     todos: Annotated[int, typer.Option(help="Todos per tenant (and in the baseline)")] = 30,
     before: Annotated[str, typer.Option(help="Also run Tenantry at this git ref")] = "",
-    layers: Annotated[bool, typer.Option(help="The per-layer variants instead")] = False,
     db_work: Annotated[int, typer.Option(help="Requests of the pg_stat_statements run")] = 0,
     write: Annotated[bool, typer.Option(help="Rewrite bench/README.md's section")] = False,
     out: Annotated[Path, typer.Option(help="Results (JSON)")] = BENCH_DIR / "results",
@@ -51,10 +48,8 @@ def main(
     server_url = asyncio.run(bootstrap_url(TenancySettings()))
     if db_work and not asyncio.run(ensure_statements_extension(server_url)):
         raise typer.BadParameter("--db-work needs pg_stat_statements in shared_preload_libraries")
-    kind = "layers" if layers else "ratios"
-    if layers:
-        results = asyncio.run(run_comparison(server_url, layer_variants(), tenants, shape))
-    elif before:
+    kind = "ratios"
+    if before:
         with source_tree(before) as tree:
             variants = main_variants(tree)
             results = asyncio.run(run_comparison(server_url, variants, tenants, shape, db_work))
@@ -65,7 +60,7 @@ def main(
     results["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"independent_{kind}.json").write_text(json.dumps(results, indent=1, default=str))
-    tables = markdown(results, kind)
+    tables = markdown(results)
     typer.echo(tables)
     if write:
         marker = f"<!-- independent_{kind}"

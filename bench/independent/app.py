@@ -60,20 +60,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, async_sessionmaker[AsyncSession]]]:
-    engine = create_async_engine(
-        os.environ["BASELINE_DATABASE_URL"],
-        pool_size=int(os.environ.get("BASELINE_POOL_SIZE", "5")),
-        max_overflow=int(os.environ.get("BASELINE_MAX_OVERFLOW", "10")),
-    )
-    try:
-        yield {"sessions": async_sessionmaker(engine, expire_on_commit=False)}
-    finally:
-        await engine.dispose()
+def create_app(database_url: str | None = None) -> FastAPI:
+    """The app; database_url defaults to BASELINE_DATABASE_URL."""
 
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, async_sessionmaker[AsyncSession]]]:
+        engine = create_async_engine(
+            database_url or os.environ["BASELINE_DATABASE_URL"],
+            pool_size=int(os.environ.get("BASELINE_POOL_SIZE", "5")),
+            max_overflow=int(os.environ.get("BASELINE_MAX_OVERFLOW", "10")),
+        )
+        try:
+            yield {"sessions": async_sessionmaker(engine, expire_on_commit=False)}
+        finally:
+            await engine.dispose()
 
-def create_app() -> FastAPI:
     app = FastAPI(lifespan=lifespan)
 
     @app.get("/healthz")

@@ -76,12 +76,6 @@ def shipped(env: dict[str, str] | None = None, tree: str | None = None) -> Varia
     return Variant((TENANTRY, "serve", "--port", "{port}"), env or {}, tree=tree)
 
 
-def layer_variant(without: str, http: str = "edge") -> Variant:
-    """`bench.independent.serve`: the shipped server minus the layers named in `without`."""
-    command = (sys.executable, "-m", "bench.independent.serve", "--port", "{port}")
-    return Variant((*command, "--http", http), {"BENCH_WITHOUT": without})
-
-
 def main_variants(before: str | None) -> dict[str, Variant]:
     variants = {
         "tenantry": shipped(),
@@ -91,18 +85,6 @@ def main_variants(before: str | None) -> dict[str, Variant]:
     if before:
         variants["before: tenantry"] = shipped(tree=before)
         variants["before: tenantry, access log off"] = shipped(LOG_OFF, tree=before)
-    return variants
-
-
-def layer_variants() -> dict[str, Variant]:
-    """The shipped server, then each layer out in turn (see bench.independent.layers)."""
-    from bench.independent.layers import LAYERS
-
-    variants = {"tenantry": shipped(), "access log off": shipped(LOG_OFF)}
-    variants |= {f"without {name}": layer_variant(name) for name in LAYERS}
-    variants["without EdgeProtocol (plain httptools)"] = layer_variant("", http="httptools")
-    variants["pool_max_uses 0"] = shipped({"TENANTRY_POOL_MAX_USES": "0"})
-    variants[BASELINE] = baseline_variant()
     return variants
 
 

@@ -1,4 +1,5 @@
-"""Tenantry with one layer taken out at a time, for the per-layer cost table (bench/README.md).
+"""Tenantry with one layer taken out at a time, for the per-layer cost table (bench/README.md,
+`bench.independent.layer_cost`).
 
 `create_app()` is `service.app.create_app` as shipped, then drops what `BENCH_WITHOUT` names
 (comma-separated): each variant differs from the shipped app by that layer only, so the

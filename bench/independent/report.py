@@ -34,25 +34,6 @@ def ratio_table(results: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
-def layer_table(results: dict[str, Any]) -> str:
-    """Per variant: app CPU per request on each route, and its difference to the shipped
-    server (what the layer costs, µs: positive when taking it out saves CPU)."""
-    summary = results["summary"]
-    routes = list(summary)
-    header = ["server"]
-    for route in routes:
-        header += [f"`{route}` app CPU µs/req", "saved µs", "x baseline"]
-    rows = []
-    for variant in summary[routes[0]]:
-        row = [variant]
-        for route in routes:
-            s, shipped = summary[route][variant], summary[route]["tenantry"]
-            saved = shipped["server_cpu_us"] - s["server_cpu_us"]
-            row += [f"{s['server_cpu_us']:.0f}", f"{saved:+.0f}", f"{s['ratio']:.2f}"]
-        rows.append(row)
-    return _table(header, rows)
-
-
 def db_cpu_table(results: dict[str, Any]) -> str:
     header = ["server", "requests", "app CPU µs/req", "DB CPU µs/req (whole server)"]
     rows = [
@@ -82,7 +63,7 @@ def db_work_table(results: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
-def markdown(results: dict[str, Any], kind: str) -> str:
+def markdown(results: dict[str, Any]) -> str:
     before, after = results["load_average"]
     shape = results["shape"]
     intro = (
@@ -91,7 +72,7 @@ def markdown(results: dict[str, Any], kind: str) -> str:
         f"{shape['rounds']} rounds, {shape['connections']} connections, "
         f"{shape['duration']:.0f} s per server and run."
     )
-    parts = [intro, "", layer_table(results) if kind == "layers" else ratio_table(results)]
+    parts = [intro, "", ratio_table(results)]
     if results.get("db_work"):
         parts += ["", db_cpu_table(results), "", db_work_table(results)]
     return "\n".join(parts)
