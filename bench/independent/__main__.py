@@ -28,6 +28,8 @@ from tenancy.database import bootstrap_url
 from tenancy.settings import TenancySettings
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
+EDGE_FILES = ("tenancy/edge.py",)
+"""The edge of this tree, for `--edge-alone`: main's code with only the edge changed."""
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -40,6 +42,9 @@ def main(
     connections: Annotated[int, typer.Option(help="Keep-alive connections")] = 16,
     todos: Annotated[int, typer.Option(help="Todos per tenant (and in the baseline)")] = 30,
     before: Annotated[str, typer.Option(help="Also run Tenantry at this git ref")] = "",
+    edge_alone: Annotated[
+        bool, typer.Option(help="Also run --before with this tree's tenancy/edge.py")
+    ] = False,
     db_work: Annotated[int, typer.Option(help="Requests of the pg_stat_statements run")] = 0,
     write: Annotated[bool, typer.Option(help="Rewrite bench/README.md's section")] = False,
     out: Annotated[Path, typer.Option(help="Results (JSON)")] = BENCH_DIR / "results",
@@ -50,8 +55,8 @@ def main(
         raise typer.BadParameter("--db-work needs pg_stat_statements in shared_preload_libraries")
     kind = "ratios"
     if before:
-        with source_tree(before) as tree:
-            variants = main_variants(tree)
+        with source_tree(before) as tree, source_tree(before, EDGE_FILES) as with_edge:
+            variants = main_variants(tree, with_edge if edge_alone else None)
             results = asyncio.run(run_comparison(server_url, variants, tenants, shape, db_work))
         results["before"] = before
     else:

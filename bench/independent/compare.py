@@ -17,6 +17,7 @@ servers, hence the separate run.
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def shipped(env: dict[str, str] | None = None, tree: str | None = None) -> Varia
     return Variant((TENANTRY, "serve", "--port", "{port}"), env or {}, tree=tree)
 
 
-def main_variants(before: str | None) -> dict[str, Variant]:
+def main_variants(before: str | None, before_with_edge: str | None = None) -> dict[str, Variant]:
     variants = {
         "tenantry": shipped(),
         "tenantry, access log off": shipped(LOG_OFF),
@@ -85,17 +86,22 @@ def main_variants(before: str | None) -> dict[str, Variant]:
     if before:
         variants["before: tenantry"] = shipped(tree=before)
         variants["before: tenantry, access log off"] = shipped(LOG_OFF, tree=before)
+    if before_with_edge:
+        variants["before + this edge: tenantry"] = shipped(tree=before_with_edge)
     return variants
 
 
 @contextmanager
-def source_tree(ref: str) -> Iterator[str]:
-    """The project at git `ref`, exported to a temporary directory (never a worktree)."""
+def source_tree(ref: str, overlay: tuple[str, ...] = ()) -> Iterator[str]:
+    """The project at git `ref`, exported to a temporary directory (never a worktree), with the
+    files named in `overlay` (paths from the project root) copied over from the current tree."""
     with tempfile.TemporaryDirectory(prefix="tenantry-ref-") as tree:
         archive = subprocess.run(
             ["git", "archive", ref], cwd=PROJECT_ROOT, check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        for path in overlay:
+            shutil.copyfile(Path(PROJECT_ROOT, path), Path(tree, path))
         yield tree
 
 
