@@ -7,8 +7,8 @@ What uvicorn 0.54 offers, and what it does not:
   count, and uvicorn appends every header to a list (100,000 headers, or one 8 MB header, are
   accepted; unfinished heads are buffered without bound).
 - `http="h11"` with `h11_max_incomplete_event_size` caps the bytes of a head, but h11 is pure
-  Python: serving a small request through it cost Tenantry about a fifth of its throughput
-  against httptools (bench/README.md, "Tenantry against an independent FastAPI app").
+  Python: it cost Tenantry about 50 to 100 µs of CPU per request more than httptools with this
+  protocol (bench/README.md, "The edge alone").
 - No uvicorn setting bounds the *time* a head may take: `timeout_keep_alive` is reset by every
   byte received, so one byte every few seconds keeps a connection open forever (slowloris), and
   no setting bounds the number of open connections (`limit_concurrency` answers 503 only once a
