@@ -3,25 +3,34 @@
 What uvicorn 0.54 offers, and what it does not:
 
 - `http="httptools"` (uvicorn's default whenever httptools is installed, as with uvicorn[standard])
-  has no limit at all: llhttp enforces no header size or count, and uvicorn appends every header
-  to a list (100,000 headers, or one 8 MB header, are accepted; unfinished heads are buffered
-  without bound).
-- `http="h11"` with `h11_max_incomplete_event_size` is the server's own cap: h11 refuses a head
-  that grows past it (RemoteProtocolError, status hint 431) before buffering more. It bounds the
-  bytes, hence also the count (at least 4 bytes a line), of what an unfinished head can hold.
+  is the fast parser (llhttp), but it has no limit at all: llhttp enforces no header size or
+  count, and uvicorn appends every header to a list (100,000 headers, or one 8 MB header, are
+  accepted; unfinished heads are buffered without bound).
+- `http="h11"` with `h11_max_incomplete_event_size` caps the bytes of a head, but h11 is pure
+  Python: it cost Tenantry about 50 to 100 µs of CPU per request more than httptools with this
+  protocol (bench/README.md, "The edge alone").
 - No uvicorn setting bounds the *time* a head may take: `timeout_keep_alive` is reset by every
   byte received, so one byte every few seconds keeps a connection open forever (slowloris), and
   no setting bounds the number of open connections (`limit_concurrency` answers 503 only once a
   head is complete).
 
-So Tenantry runs uvicorn with h11 and that cap, and with EdgeProtocol, a subclass of uvicorn's
-H11Protocol that adds the two missing bounds at the server layer, without parsing anything:
-a deadline for each request head (from the connection's start, or from the end of the previous
-response, to the end of the next head: 408, then close) and a cap on open connections (the
-connection past it is reset at once). Refusals are problem+json like every other error. Memory
-held by unfinished heads is thus at most about max_connections x (max_header_bytes + one socket
-read of 256 KiB), and each for at most header_timeout seconds. The count of header lines that did
-arrive is checked in the app (tenancy.headers.HeaderGuard, 431).
+So Tenantry runs uvicorn with EdgeProtocol, a subclass of uvicorn's HttpToolsProtocol that adds
+the three bounds at the server layer, around the parser rather than inside it:
+
+- **bytes**: while a head is awaited, the bytes received are counted before they reach the
+  parser; past max_header_bytes without a head being complete, the answer is 431 and the
+  connection is closed. The count starts again where the parser reports a request's end; the
+  rest of the socket read that ended it is not counted, so an unfinished head holds at most
+  max_header_bytes plus one socket read (256 KiB). Pipelined requests are each counted alone.
+- **time**: a deadline for each request head, from the connection's start (or the end of the
+  previous response) to the end of the next head, not reset by bytes arriving: 408 if part of a
+  head arrived, then close.
+- **connections**: the connection past max_connections is reset at once.
+
+Refusals are problem+json like every other error. Memory held by unfinished heads is thus at most
+about max_connections x (max_header_bytes + 256 KiB), each for at most header_timeout seconds.
+The count of header lines that did arrive is checked in the app (tenancy.headers.HeaderGuard,
+431).
 
 A reverse proxy in front still has to bound what uvicorn cannot see: connections per client
 address, request rate per address, and slow *bodies* (see README, "The request edge").
@@ -32,15 +41,18 @@ import json
 import logging
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tenancy.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from tenancy.settings import TenancySettings
 
 log = logging.getLogger(__name__)
 
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_STATUS_LINES = {
+    400: b"HTTP/1.1 400 Bad Request\r\n",
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
 _PROBLEMS = {
     400: ("malformed-request", "Malformed HTTP request"),
     408: ("request-timeout", "The request head did not arrive in time"),
@@ -48,33 +60,24 @@ _PROBLEMS = {
 }
 
 
-class _Connection(h11.Connection):
-    """h11's server connection, remembering the status hint of the last protocol error (431 for
-    a head past max_incomplete_event_size) so the answer can say which it was."""
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a byte cap and a deadline per request head, and a cap
+    on open connections.
 
-    error_status = 400
-
-    def next_event(self) -> Any:
-        try:
-            return super().next_event()
-        except h11.RemoteProtocolError as exc:
-            self.error_status = exc.error_status_hint
-            raise
-
-
-class EdgeProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline per request head and a cap on open connections.
-
-    Class attributes, set by `edge_protocol()`: header_timeout (seconds), max_connections.
+    Class attributes, set by `edge_protocol()`: header_timeout (seconds), max_connections,
+    max_header_bytes (bytes of request line and headers).
     """
 
     header_timeout: float = 10.0
     max_connections: int = 2048
+    max_header_bytes: int = 16384
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn = _Connection(h11.SERVER, self.config.h11_max_incomplete_event_size or 16384)
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._awaiting_head = True
+        self._head_bytes = 0
+        self._heads_complete = 0
 
     # -- a cap on open connections ---------------------------------------------------------
 
@@ -84,32 +87,58 @@ class EdgeProtocol(H11Protocol):
             log.debug("over %d open connections: closing a new one", self.max_connections)
             transport.abort()
             return
-        self._track_head()
+        self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
-    # -- a deadline for each request head --------------------------------------------------
+    # -- a cap on the bytes of each request head -------------------------------------------
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        self._track_head()
+    def data_received(self, data: bytes) -> None:
+        if not self._awaiting_head:
+            super().data_received(data)
+            return
+        room = self.max_header_bytes - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            super().data_received(data)
+            return
+        self._head_bytes = self.max_header_bytes
+        heads_before = self._heads_complete
+        super().data_received(data[:room])
+        if self.transport.is_closing():
+            return
+        if self._heads_complete == heads_before:
+            detail = f"Send at most {self.max_header_bytes} bytes of request line and headers."
+            self._answer(431, detail)
+            self.transport.close()
+            return
+        self.data_received(data[room:])
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._heads_complete += 1
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._awaiting_head = True
+        self._head_bytes = 0
+        super().on_message_complete()
+
+    # -- a deadline for each request head --------------------------------------------------
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._track_head()
+        if self._awaiting_head and not self.transport.is_closing():
+            self._arm()
 
-    def _track_head(self) -> None:
-        """Armed while a head is awaited (the client's state is IDLE), from the moment it began
-        to be awaited; not reset by bytes arriving, unlike uvicorn's keep-alive timer."""
-        if self.transport.is_closing():
-            self._disarm()
-        elif self.conn.their_state is h11.IDLE:
-            if self._head_deadline is None:
-                self._head_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
-        else:
-            self._disarm()
+    def _arm(self) -> None:
+        """From the moment a head began to be awaited; not reset by bytes arriving, unlike
+        uvicorn's keep-alive timer."""
+        if self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
 
     def _disarm(self) -> None:
         if self._head_deadline is not None:
@@ -118,59 +147,56 @@ class EdgeProtocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._head_deadline = None
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing() or not self._awaiting_head:
             return
-        buffered, _closed = self.conn.trailing_data
-        if buffered and self.conn.our_state is h11.IDLE:
+        if self._head_bytes:
             self._answer(408, f"Send the request line and headers within {self.header_timeout} s.")
         self.transport.close()
 
     # -- answers ---------------------------------------------------------------------------
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn calls this on any h11 protocol error; answer problem+json with its status."""
-        status = self.conn.error_status if self.conn.error_status in _PROBLEMS else 400
-        detail = (
-            f"Send at most {self.config.h11_max_incomplete_event_size} bytes of request line "
-            "and headers."
-            if status == 431
-            else msg
-        )
-        self._answer(status, detail)
+        """uvicorn calls this when httptools cannot parse the request: problem+json 400."""
+        self._answer(400, msg)
         self.transport.close()
 
     def _answer(self, status: int, detail: str) -> None:
+        """A problem+json answer, unless a response is already under way (then only close)."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            return
         kind, title = _PROBLEMS[status]
         body = json.dumps(
             {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail}
         ).encode()
-        headers = [
-            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        try:
-            response = h11.Response(status_code=status, headers=headers, reason=_REASONS[status])
-            self.transport.write(self.conn.send(response) + self.conn.send(h11.Data(data=body)))
-            self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError:
-            pass  # a response was already under way: just close
+        head = (
+            b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n"
+        )
+        self.transport.write(_STATUS_LINES[status] + head + body)
 
 
-def edge_protocol(header_timeout: float, max_connections: int) -> type[EdgeProtocol]:
+def edge_protocol(
+    header_timeout: float, max_connections: int, max_header_bytes: int
+) -> type[EdgeProtocol]:
     """An EdgeProtocol class with these bounds (uvicorn instantiates it per connection)."""
     return type(
         "EdgeProtocol",
         (EdgeProtocol,),
-        {"header_timeout": header_timeout, "max_connections": max_connections},
+        {
+            "header_timeout": header_timeout,
+            "max_connections": max_connections,
+            "max_header_bytes": max_header_bytes,
+        },
     )
 
 
 def uvicorn_options(settings: TenancySettings) -> dict[str, Any]:
     """Keyword arguments for uvicorn.run / uvicorn.Config that bound the request edge."""
     return {
-        "http": edge_protocol(settings.header_timeout, settings.max_connections),
-        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "http": edge_protocol(
+            settings.header_timeout, settings.max_connections, settings.max_header_bytes
+        ),
         "ws": "none",  # no WebSocket routes: an Upgrade is served as plain HTTP
         "timeout_keep_alive": 5,
     }

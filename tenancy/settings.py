@@ -59,9 +59,10 @@ class TenancySettings(BaseSettings):
     max_header_bytes: int = Field(
         default=16 * 1024,
         ge=1024,
-        description="Bytes a request head (request line and headers) may take; uvicorn's h11 "
-        "parser refuses a longer one (431) before it is buffered further. Bounds the memory an "
-        "unfinished request head can hold per connection.",
+        description="Bytes a request head (request line and headers) may take; the edge "
+        "(tenancy/edge.py) counts them before the parser and refuses a longer head (431) before "
+        "it is buffered further. Bounds the memory an unfinished request head can hold per "
+        "connection.",
     )
     header_timeout: float = Field(
         default=10.0,

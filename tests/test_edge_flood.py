@@ -307,3 +307,28 @@ async def test_a_complete_request_is_still_served(edge: Server) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.port}") as http:
         response = await http.get("/healthz", headers={f"x-{n}": "y" for n in range(50)})
     assert response.status_code == 200
+
+
+async def test_pipelined_requests_past_the_byte_cap_in_one_write_are_all_served(
+    edge: Server,
+) -> None:
+    """The byte cap is per request head: many small pipelined heads sent in one write (far more
+    than MAX_HEADER_BYTES in all) are each served, not taken for one oversized head."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 200 + b"\r\n\r\n"
+    count = 3 * MAX_HEADER_BYTES // len(head)
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+    writer.write(head * count)
+    await writer.drain()
+    answers = 0
+    async with asyncio.timeout(30):
+        while answers < count:
+            status = await reader.readline()
+            assert status.startswith(b"HTTP/1.1 200"), status
+            length = 0
+            while (line := await reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            answers += 1
+    writer.close()
+    assert answers == count

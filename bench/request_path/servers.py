@@ -29,6 +29,11 @@ class ServerSpec:
     """An app factory for `uvicorn --factory`, e.g. "bench.request_path.apps:tenantry"."""
     env: dict[str, str]
     """Its TENANTRY_* settings."""
+    command: tuple[str, ...] = ()
+    """A whole command line instead of the factory under uvicorn; "{port}" is replaced by the
+    port (e.g. `tenantry serve --port {port}`, the server as shipped)."""
+    cwd: str | None = None
+    """Where the command runs (the project root unless set)."""
 
 
 @dataclass
@@ -76,7 +81,7 @@ def _free_port() -> int:
 
 def _start(name: str, spec: ServerSpec, log_path: str) -> Server:
     port = _free_port()
-    command = [
+    command = [part.replace("{port}", str(port)) for part in spec.command] or [
         sys.executable, "-m", "uvicorn", "--factory", spec.factory,
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
@@ -84,7 +89,7 @@ def _start(name: str, spec: ServerSpec, log_path: str) -> Server:
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,
-            cwd=PROJECT_ROOT,
+            cwd=spec.cwd or PROJECT_ROOT,
             env={**os.environ, **spec.env},
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -4,6 +4,8 @@ Label cardinality is bounded: route templates (never raw paths), methods and sta
 `tenant` label on the request counter is opt-in (`metrics_tenant_label`) for small fleets.
 """
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -41,13 +43,26 @@ class HttpMetrics:
             labels,
             registry=registry,
         )
+        self._series: dict[tuple[str, str, int, str | None], tuple[Any, Any]] = {}
+        """(method, route, status, tenant or None) -> the two children: exactly one entry per
+        series, so as bounded as the labels (the tenant only with the tenant label)."""
 
     def observe(self, record: RequestRecord) -> None:
+        tenant = record.tenant if self.tenant_label else None
+        key = (record.method, record.route, record.status, tenant)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = self._series_of(record)
+        duration, requests = series
+        duration.observe(record.duration)
+        requests.inc()
+
+    def _series_of(self, record: RequestRecord) -> tuple[Any, Any]:
+        """The histogram's and the counter's child for this record's labels, looked up once per
+        label set (prometheus_client's `labels()` validates and locks on every call)."""
         labels = (record.method, record.route, str(record.status))
-        self.duration.labels(*labels).observe(record.duration)
-        if self.tenant_label:
-            labels = (*labels, record.tenant or "")
-        self.requests.labels(*labels).inc()
+        counted = (*labels, record.tenant or "") if self.tenant_label else labels
+        return self.duration.labels(*labels), self.requests.labels(*counted)
 
 
 class ServiceMetrics:

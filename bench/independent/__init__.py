@@ -1,0 +1,1 @@
+"""Tenantry against an independent minimal FastAPI app (issue 17): see bench/README.md."""

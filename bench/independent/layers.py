@@ -1,0 +1,67 @@
+"""Tenantry with one layer taken out at a time, for the per-layer cost table (bench/README.md,
+`bench.independent.layer_cost`).
+
+`create_app()` is `service.app.create_app` as shipped, then drops what `BENCH_WITHOUT` names
+(comma-separated): each variant differs from the shipped app by that layer only, so the
+difference in app CPU per request is what the layer costs. Never shipped; a measuring tool.
+
+- `observer`: RequestObserver (request id, access log, metrics) in all;
+- `metrics`: only the metrics sink of RequestObserver (the access log stays);
+- `header_guard`, `body_limit`, `rate_limit`, `vanished`, `replay`: that middleware;
+- `db_tag`: the per-request `SET LOCAL application_name` riding with BEGIN (the search_path
+  stays).
+"""
+
+import os
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.app import create_app as create_shipped_app
+from tenancy.dependencies import current_tenant, tenant_session
+from tenancy.headers import HeaderGuard
+from tenancy.limits import BodySizeLimit
+from tenancy.observability.access_log import log_request
+from tenancy.observability.requests import RequestObserver
+from tenancy.ratelimit import RateLimitMiddleware
+from tenancy.replay import ReplayStaleStatements
+from tenancy.session import tenant_transaction
+from tenancy.vanished import VanishedSchemas
+
+MIDDLEWARE = {
+    "observer": RequestObserver,
+    "header_guard": HeaderGuard,
+    "body_limit": BodySizeLimit,
+    "rate_limit": RateLimitMiddleware,
+    "vanished": VanishedSchemas,
+    "replay": ReplayStaleStatements,
+}
+LAYERS = (*MIDDLEWARE, "metrics", "db_tag")
+
+
+async def _untagged_session(request: Request) -> AsyncIterator[AsyncSession]:
+    runtime = request.state.tenancy
+    async with tenant_transaction(runtime.sessionmaker, current_tenant(request).schema) as session:
+        yield session
+
+
+def without(app: FastAPI, layers: set[str]) -> FastAPI:
+    """The app with these layers taken out (before its middleware stack is built)."""
+    unknown = layers - set(LAYERS)
+    if unknown:
+        raise ValueError(f"unknown layer(s): {sorted(unknown)}")
+    dropped = tuple(MIDDLEWARE[name] for name in layers if name in MIDDLEWARE)
+    app.user_middleware = [m for m in app.user_middleware if m.cls not in dropped]
+    if "metrics" in layers:
+        for middleware in app.user_middleware:
+            if middleware.cls is RequestObserver:
+                middleware.kwargs["sinks"] = [log_request]
+    if "db_tag" in layers:
+        app.dependency_overrides[tenant_session] = _untagged_session
+    return app
+
+
+def create_app() -> FastAPI:
+    names = {name for name in os.environ.get("BENCH_WITHOUT", "").split(",") if name}
+    return without(create_shipped_app(), names)
