@@ -33,6 +33,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -287,6 +288,39 @@ async def add_tenants(fleet: Fleet, count: int, concurrency: int = 8) -> None:
     await asyncio.gather(*(onboard() for _ in range(concurrency)))
 
 
+URL_VARIABLES = (
+    "TENANTRY_DATABASE_URL",
+    "TENANTRY_OWNER_DATABASE_URL",
+    "TENANTRY_BOOTSTRAP_DATABASE_URL",
+)
+
+
+def embedded_start(rounds: int) -> str:
+    """`tenantry migrate` with nothing to do (no tenants) on the embedded server, apart from the
+    table: no URL set, so each process starts the server and stops it as it exits. The cluster
+    (in a scratch TENANTRY_DATA_DIR under .tenantry/, removed afterwards) is made by a first run
+    that is not counted."""
+    data_dir = PROJECT_ROOT / ".tenantry" / f"bench-embedded-{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if k not in URL_VARIABLES}
+    command = Command(
+        "embedded", lambda _slug: [TENANTRY, "migrate"], env | {"TENANTRY_DATA_DIR": str(data_dir)}
+    )
+    try:
+        command.run("")
+        for _ in range(rounds):
+            wall, cpu = command.run("")
+            command.walls.append(wall)
+            command.cpus.append(cpu)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return (
+        f"Without a URL (the embedded server, started and stopped by each process), the same "
+        f"`tenantry migrate` with nothing to do (no tenants): wall p50 "
+        f"**{statistics.median(command.walls):.2f} s**, CPU p50 "
+        f"{statistics.median(command.cpus):.2f} s, {rounds} runs after the table's rounds."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1000, help="tenants in the fleet")
@@ -298,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--baseline",
         help="another checkout's `tenantry` executable (e.g. main's), for before/after rows",
+    )
+    parser.add_argument(
+        "--embedded-rounds",
+        type=int,
+        default=5,
+        help="runs of `tenantry migrate` on the embedded server, reported apart (0: none)",
     )
     parser.add_argument(
         "--write", action="store_true", help="rewrite bench/README.md's section, keep the JSON"
@@ -320,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         + ".\n\n"
         + table(rows)
     )
+    if args.embedded_rounds:
+        markdown += "\n\n" + embedded_start(args.embedded_rounds)
     print("\n" + markdown)
     if args.write:
         write_section(START, END, markdown)
