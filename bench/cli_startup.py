@@ -166,19 +166,15 @@ def tenantry_commands(fleet: Fleet, baseline: str | None = None) -> list[Command
                 env,
                 django_peer="`manage.py --help`",
             ),
-            Command(
-                f"`tenantry tenants create SLUG --json`{suffix}",
-                lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
-                env,
-                work=create,
-                django_peer="`manage.py create_tenant ... --noinput`",
-            ),
-            Command(
-                f"`tenantry tenants create SLUG --json`, no bytecode{suffix}",
-                lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
-                no_bytecode,
-                work=create,
-                django_peer="`manage.py create_tenant ... --noinput`",
+            *(
+                Command(
+                    f"`tenantry tenants create SLUG --json`{variant}{suffix}",
+                    lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
+                    variant_env,
+                    work=create,
+                    django_peer="`manage.py create_tenant ... --noinput`",
+                )
+                for variant, variant_env in (("", env), (", no bytecode", no_bytecode))
             ),
             Command(
                 f"`tenantry migrate`, nothing to do ({len(fleet.tenants):,} tenants){suffix}",
