@@ -11,7 +11,7 @@ PORT ?= 8000
 # uv (from PyPI, into the venv by its own pip) installs in seconds what pip takes a minute for.
 # --compile-bytecode: the .pyc files are written once here (pip does so by default, uv does not),
 # so no `tenantry` process compiles its imports from source; without them, with
-# PYTHONDONTWRITEBYTECODE set, `tenantry tenants create` took 0.9 s of CPU instead of 0.3 s
+# PYTHONDONTWRITEBYTECODE set, `tenantry tenants create` took 1.3 s of CPU instead of 0.35 s
 # (bench/README.md, cli_startup.py). COMPILE does the same for this project's own packages.
 UV := $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python
 COMPILE := $(BIN)/python -m compileall -q tenancy service migrations
