@@ -6,16 +6,12 @@ sharding (docs/scale-out.md), except where Citus behaves differently:
 - scripts of several statements go one statement at a time (`statements_for`): Citus forwards
   some DDL to the worker with the whole query string, which the worker refuses
   (citusdata/citus#6608). On one server a script stays one round trip;
-- `tenants import` is refused up front (`refuse_import_on_citus`): pg_restore's identity columns
-  (`ALTER TABLE ... ADD GENERATED ... AS IDENTITY`) are refused in a distributed schema; the way
-  by hand is in docs/scale-out.md;
 - lock waits show on the workers: `LOCK_WAITS` and `WHO_BLOCKS_WHOM` lead back to the request.
 """
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.lifecycle.errors import LifecycleError
 from tenancy.sql_statements import split_statements
 
 HAS_CITUS = "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')"
@@ -34,22 +30,6 @@ async def is_citus_pooled(conn: AsyncConnection) -> bool:
         raw = (await conn.get_raw_connection()).driver_connection
         info[_INFO_KEY] = await is_citus(raw)
     return bool(info[_INFO_KEY])
-
-
-class NotOnCitus(LifecycleError):
-    """An operation Tenantry does not support on a Citus cluster (yet)."""
-
-
-IMPORT_ON_CITUS = (
-    "tenants import is not supported on Citus (pg_restore's identity columns are refused in a"
-    " distributed schema): restore by hand as docs/scale-out.md#importing-a-tenant shows"
-)
-
-
-async def refuse_import_on_citus(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        if await is_citus_pooled(conn):
-            raise NotOnCitus(IMPORT_ON_CITUS)
 
 
 def statements_for(script: str, citus: bool) -> tuple[str, ...]:

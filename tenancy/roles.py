@@ -10,6 +10,7 @@ migrations add in that schema usable too. No grant covers a tenant's `alembic_ve
 archived tenant's schema loses every grant until it is restored.
 """
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -340,6 +341,13 @@ _GRANT_ON_WORKERS = text(
     "SELECT success, result FROM run_command_on_workers("
     "format('GRANT %I TO %I', CAST(:group AS text), CAST(:role AS text)))"
 )
+_MEMBER_ON_WORKERS = text(
+    "SELECT success, result FROM run_command_on_workers(format("
+    "'SELECT pg_has_role(%L, %L, ''MEMBER'')', CAST(:role AS text), CAST(:group AS text)))"
+)
+_WORKER_ATTEMPTS = 3
+"""A worker's GRANT can be cancelled by Citus's distributed deadlock detection while the
+cluster settles the role commands of the transaction that just committed; it is tried again."""
 
 
 async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -> None:
@@ -347,15 +355,30 @@ async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -
     membership on every worker too. Citus propagates `GRANT role TO role` only for roles it knows
     through this database, and a login role first made for another database of the cluster is
     not one, so its requests would lack the group's grants on the workers that hold the shards.
-    (Inside setup_roles' own transaction it would wait for the group Citus creates at commit.)"""
+    (Inside setup_roles' own transaction it would wait for the group Citus creates at commit.)
+    Workers where the role is already a member are left alone (a second `roles setup` sends no
+    GRANT); a GRANT cancelled as a distributed deadlock is tried up to 3 times, 0.5 s apart.
+
+    Raises RoleSetupError naming the worker's error when a GRANT still fails."""
     if not await conn.scalar(_HAS_CITUS):
         return
     params = {"group": setup.group, "role": setup.login_role}
-    for success, result in await conn.execute(_GRANT_ON_WORKERS, params):
-        if not success:
+    for attempt in range(1, _WORKER_ATTEMPTS + 1):
+        members = (await conn.execute(_MEMBER_ON_WORKERS, params)).all()
+        if all(success and result == "t" for success, result in members):
+            return
+        failures = [
+            result
+            for success, result in await conn.execute(_GRANT_ON_WORKERS, params)
+            if not success
+        ]
+        if not failures:
+            return
+        if attempt == _WORKER_ATTEMPTS or not all("deadlock" in str(f) for f in failures):
             raise RoleSetupError(
-                f"cannot grant {setup.group} to {setup.login_role} on a worker: {result}"
+                f"cannot grant {setup.group} to {setup.login_role} on a worker: {failures[0]}"
             )
+        await asyncio.sleep(0.5)
 
 
 async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str) -> None:

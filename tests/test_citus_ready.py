@@ -364,7 +364,6 @@ async def test_onboarding_sends_create_schema_alone_before_any_table(
     assert schema_creation_problems(onboarded.statements, onboarded.tenant.schema) == []
 
 
-@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_an_import_restores_create_schema_alone_before_any_table(
     settings: TenancySettings,
     engine: AsyncEngine,

@@ -188,7 +188,10 @@ async def test_per_tenant_enums_never_share_a_statement(
         outcomes = await alternate_sql(pool_of_two(database), fleet, READ_STATE)
         assert outcomes == ["ok"] * 400, sorted(set(outcomes))
         counts.append(await rollbacks(engine) - before)
-    assert counts[1] == counts[0]
+    # ~400 switches of tenant: one rollback per switch would show hundreds. A few are allowed
+    # for background transactions of the database's own (a Citus coordinator's maintenance
+    # daemon ends some in ROLLBACK: 3 more were seen there in one CI run)
+    assert counts[1] - counts[0] <= 5, counts
 
 
 @pytest.mark.negative_control

@@ -24,7 +24,6 @@ async def todos_of(engine: AsyncEngine, schema: str) -> list[tuple[int, str]]:
         return sorted(tuple(row) for row in rows)
 
 
-@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_import_as_a_new_slug_copies_the_data_and_issues_a_new_key(
     api: str, engine: AsyncEngine, tenant: CreatedTenant, new_slug: str, tmp_path: Path
 ) -> None:
@@ -49,7 +48,6 @@ async def test_import_as_a_new_slug_copies_the_data_and_issues_a_new_key(
     assert not any(s.startswith("importing_") for s in (await footprint(engine)).schemas)
 
 
-@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_export_then_purge_then_import_brings_a_tenant_back_under_its_slug(
     engine: AsyncEngine, tenant: CreatedTenant, tmp_path: Path
 ) -> None:
@@ -67,7 +65,6 @@ async def test_export_then_purge_then_import_brings_a_tenant_back_under_its_slug
     assert [c for _, c in await todos_of(engine, tenant.schema)] == ["saved"]
 
 
-@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_failed_imports_leave_nothing(
     engine: AsyncEngine, tenant: CreatedTenant, tmp_path: Path
 ) -> None:
@@ -87,7 +84,6 @@ class InjectedFailure(Exception):
     pass
 
 
-@pytest.mark.single_server("tenants import is refused up front on Citus (docs/scale-out.md)")
 async def test_an_import_failing_at_its_last_step_leaves_no_tenant_and_no_staging_schema(
     engine: AsyncEngine, tenant: CreatedTenant, new_slug: str, tmp_path: Path, monkeypatch
 ) -> None:
