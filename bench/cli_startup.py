@@ -7,19 +7,23 @@ A throwaway database with `--tenants` tenants at head (on TENANTRY_DATABASE_URL'
 embedded one), then `--rounds` rounds; each round runs every command once, in a rotated order,
 as a real process (the console script, a new interpreter each time), so load drifts over all of
 them alike. The commands: `python -c pass` (the fixed point: an interpreter that does nothing),
-`tenantry --help`, `tenantry tenants create SLUG --json` and a `tenantry migrate` with nothing to
-do; with `--django-python` (an interpreter that has django-tenants), django-tenants' own
-`manage.py --help` and `manage.py create_tenant` on an equivalent project (bench/cli_django.py)
-in a second throwaway database.
+`tenantry --help`, `tenantry tenants create SLUG --json` (also once more with no bytecode: every
+import compiled from source, as a venv installed without it and PYTHONDONTWRITEBYTECODE set
+gives) and a `tenantry migrate` with nothing to do; with `--django-python` (an interpreter that
+has django-tenants), django-tenants' own `manage.py --help` and `manage.py create_tenant` on an
+equivalent project (bench/cli_django.py) in a second throwaway database.
 
 - wall: p50 of the whole process, as the shell sees it;
 - work: p50 of the same operation inside an already running process, in the same rounds
-  (`create_tenant` on a connected engine; `migrate_fleet`, which opens its own connections;
-  django-tenants' `call_command("create_tenant")` on a connected Django);
+  (`create_tenant` on a connected engine; `nothing_to_do`, the census the CLI runs when the heads
+  are cached, which opens its own connections; django-tenants' `call_command("create_tenant")`
+  on a connected Django);
 - start-up = wall - work: interpreter, imports, settings, engine, Alembic scripts, exit;
 - CPU: p50 of the process's user + system time, which load inflates far less than wall time
   (on an idle machine, wall is about CPU plus the waits on PostgreSQL);
-- modules: how many modules the process imports (`-X importtime`, one extra run).
+- modules: how many modules the process imports (`-X importtime`, one extra run);
+- load: the 1-minute load average, sampled once per round (min, median, max): the machine is
+  shared, and wall times grow with it.
 """
 
 import argparse
@@ -29,6 +33,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,8 +51,9 @@ from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import asyncpg_dsn, database_url
 from tenancy.migrate.connections import open_connections
+from tenancy.migrate.heads import cached_heads, load_tracks_remembering_heads
+from tenancy.migrate.noop import nothing_to_do
 from tenancy.migrate.progress import reporter_for
-from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
@@ -58,6 +64,8 @@ RESULTS = PROJECT_ROOT / "bench" / "results" / "cli_startup.json"
 START, END = "<!-- cli_startup:start -->", "<!-- cli_startup:end -->"
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
 PASS = "`python -c pass`"
+EMPTY_PYCACHE = tempfile.mkdtemp(prefix="tenantry-no-pyc-")
+"""PYTHONPYCACHEPREFIX for the no-bytecode row: Python looks for .pyc files only here (none)."""
 Work = Callable[[str], Awaitable[float]]
 
 
@@ -129,7 +137,11 @@ def fresh_slug(prefix: str = "cli") -> str:
 def tenantry_commands(fleet: Fleet, baseline: str | None = None) -> list[Command]:
     """`baseline`: another checkout's `tenantry` (e.g. main's), measured in the same rounds."""
     env = {**os.environ, "TENANTRY_DATABASE_URL": fleet.url}
-    tracks = load_tracks(ALEMBIC_INI)
+    no_bytecode = {**env, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": EMPTY_PYCACHE}
+    tracks = load_tracks_remembering_heads(ALEMBIC_INI)  # as a first `tenantry migrate` does
+    heads = cached_heads(ALEMBIC_INI)
+    if heads is None:
+        raise RuntimeError("the heads are not cached: is migrations/__pycache__ writable?")
     blueprint = tenant_blueprint(tracks)
 
     async def create(slug: str) -> float:
@@ -139,9 +151,10 @@ def tenantry_commands(fleet: Fleet, baseline: str | None = None) -> list[Command
 
     async def noop_migrate(_slug: str) -> float:
         started = time.perf_counter()
-        summary = await migrate_fleet(fleet.url, tracks, RunOptions(), reporter_for(io.StringIO()))
-        if not summary.ok or summary.totals().get("migrated"):
-            raise RuntimeError(f"not a no-op: {summary.totals()}")
+        reporter = reporter_for(io.StringIO())
+        summary = await nothing_to_do(asyncpg_dsn(fleet.url), heads, (), 4, reporter)
+        if summary is None:
+            raise RuntimeError("not a no-op: a tenant or the shared schema is not at head")
         return time.perf_counter() - started
 
     commands = [Command(PASS, lambda _slug: [sys.executable, "-c", "pass"], env)]
@@ -153,12 +166,15 @@ def tenantry_commands(fleet: Fleet, baseline: str | None = None) -> list[Command
                 env,
                 django_peer="`manage.py --help`",
             ),
-            Command(
-                f"`tenantry tenants create SLUG --json`{suffix}",
-                lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
-                env,
-                work=create,
-                django_peer="`manage.py create_tenant ... --noinput`",
+            *(
+                Command(
+                    f"`tenantry tenants create SLUG --json`{variant}{suffix}",
+                    lambda slug, tenantry=tenantry: [tenantry, "tenants", "create", slug, "--json"],
+                    variant_env,
+                    work=create,
+                    django_peer="`manage.py create_tenant ... --noinput`",
+                )
+                for variant, variant_env in (("", env), (", no bytecode", no_bytecode))
             ),
             Command(
                 f"`tenantry migrate`, nothing to do ({len(fleet.tenants):,} tenants){suffix}",
@@ -187,12 +203,13 @@ def django_commands(project: DjangoProject) -> list[Command]:
     ]
 
 
-async def measure(commands: list[Command], rounds: int) -> None:
+async def measure(commands: list[Command], rounds: int, loads: list[float]) -> None:
     for command in commands:  # warm-up: page cache, bytecode; not counted
         command.run(fresh_slug("warm"))
         if command.work is not None:
             await command.work(fresh_slug("warm"))
     for number in range(rounds):
+        loads.append(os.getloadavg()[0])
         shift = number % len(commands)
         for command in commands[shift:] + commands[:shift]:
             wall, cpu = await asyncio.to_thread(command.run, fresh_slug())
@@ -232,7 +249,7 @@ def table(rows: list[dict]) -> str:
 
 
 async def run(
-    tenants: int, rounds: int, django_python: str | None, baseline: str | None
+    tenants: int, rounds: int, django_python: str | None, baseline: str | None, loads: list[float]
 ) -> tuple[str, str | None, list[dict]]:
     server_url = await database_url(TenancySettings())
     async with open_connections(asyncpg_dsn(server_url), 1) as (conn,):
@@ -249,9 +266,9 @@ async def run(
                     project = make_project(django_python, Path(folder), other.url)
                     django_version = project.version()
                     commands += django_commands(project)
-                    await measure(commands, rounds)
+                    await measure(commands, rounds, loads)
             else:
-                await measure(commands, rounds)
+                await measure(commands, rounds, loads)
     return server, django_version, [command.row() for command in commands]
 
 
@@ -267,6 +284,39 @@ async def add_tenants(fleet: Fleet, count: int, concurrency: int = 8) -> None:
     await asyncio.gather(*(onboard() for _ in range(concurrency)))
 
 
+URL_VARIABLES = (
+    "TENANTRY_DATABASE_URL",
+    "TENANTRY_OWNER_DATABASE_URL",
+    "TENANTRY_BOOTSTRAP_DATABASE_URL",
+)
+
+
+def embedded_start(rounds: int) -> str:
+    """`tenantry migrate` with nothing to do (no tenants) on the embedded server, apart from the
+    table: no URL set, so each process starts the server and stops it as it exits. The cluster
+    (in a scratch TENANTRY_DATA_DIR under .tenantry/, removed afterwards) is made by a first run
+    that is not counted."""
+    data_dir = PROJECT_ROOT / ".tenantry" / f"bench-embedded-{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if k not in URL_VARIABLES}
+    command = Command(
+        "embedded", lambda _slug: [TENANTRY, "migrate"], env | {"TENANTRY_DATA_DIR": str(data_dir)}
+    )
+    try:
+        command.run("")
+        for _ in range(rounds):
+            wall, cpu = command.run("")
+            command.walls.append(wall)
+            command.cpus.append(cpu)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return (
+        f"Without a URL (the embedded server, started and stopped by each process), the same "
+        f"`tenantry migrate` with nothing to do (no tenants): wall p50 "
+        f"**{statistics.median(command.walls):.2f} s**, CPU p50 "
+        f"{statistics.median(command.cpus):.2f} s, {rounds} runs after the table's rounds."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=1000, help="tenants in the fleet")
@@ -280,12 +330,18 @@ def main(argv: list[str] | None = None) -> None:
         help="another checkout's `tenantry` executable (e.g. main's), for before/after rows",
     )
     parser.add_argument(
+        "--embedded-rounds",
+        type=int,
+        default=5,
+        help="runs of `tenantry migrate` on the embedded server, reported apart (0: none)",
+    )
+    parser.add_argument(
         "--write", action="store_true", help="rewrite bench/README.md's section, keep the JSON"
     )
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()[0]
+    load_before, loads = os.getloadavg()[0], []
     server, django_version, rows = asyncio.run(
-        run(args.tenants, args.rounds, args.django_python, args.baseline)
+        run(args.tenants, args.rounds, args.django_python, args.baseline, loads)
     )
     compared = "django-tenants not installed"
     if django_version:
@@ -294,8 +350,14 @@ def main(argv: list[str] | None = None) -> None:
     markdown = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M')}, PostgreSQL {server}, {os.cpu_count()} "
         f"cores, load average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} "
-        f"after the run; {args.rounds} rounds, " + compared + ".\n\n" + table(rows)
+        f"after the run, {min(loads):.1f} / {statistics.median(loads):.1f} / {max(loads):.1f} "
+        f"(min / median / max of the rounds); {args.rounds} rounds, {args.tenants:,} tenants, "
+        + compared
+        + ".\n\n"
+        + table(rows)
     )
+    if args.embedded_rounds:
+        markdown += "\n\n" + embedded_start(args.embedded_rounds)
     print("\n" + markdown)
     if args.write:
         write_section(START, END, markdown)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tenancy.connection import ShapeKeyedStatementCache, TenantConnection
+from tenancy.dsn import plain_dsn
 from tenancy.pool import limit_connection_uses
 from tenancy.settings import TenancySettings
 
@@ -112,7 +113,7 @@ async def _setup_embedded_runtime_role(superuser_url: str) -> None:
 
 def asyncpg_dsn(url: str) -> str:
     """The same database as a plain libpq-style DSN, for raw asyncpg connections."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return plain_dsn(url)
 
 
 def quote_database(name: str) -> str:

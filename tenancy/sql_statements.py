@@ -14,9 +14,12 @@ Pieces holding only comments and whitespace are dropped.
 import re
 from functools import lru_cache
 
-_IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\U0010ffff]")
-_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_NON_ASCII = r"[^\x00-\x7f]"
+"""Any character from U+0080 up, as psql counts it into identifiers. Written negated: a class
+spanning U+0080 to U+10FFFF took 3 to 5 ms to compile, in every process that imports this."""
+_IDENTIFIER_CHAR = re.compile(rf"[A-Za-z0-9_$]|{_NON_ASCII}")
+_WORD = re.compile(rf"(?:[A-Za-z_]|{_NON_ASCII})(?:[A-Za-z0-9_$]|{_NON_ASCII})*")
+_DOLLAR_TAG = re.compile(rf"\$(?:(?:[A-Za-z_]|{_NON_ASCII})(?:[A-Za-z0-9_]|{_NON_ASCII})*)?\$")
 _ROUTINE = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b", re.IGNORECASE)
 
 

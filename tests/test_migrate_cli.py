@@ -14,15 +14,18 @@ from sqlalchemy import text
 from service.paths import PROJECT_ROOT
 from tenancy.database import asyncpg_dsn
 from tenancy.migrate.census import read_versions, registered_tenants
+from tenancy.migrate.heads import Heads, cached_heads
 from tenancy.migrate.lock import MIGRATE_LOCK, exclusive_run
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema, tenant_search_path
+from tests.cli_imports import command_closure, offending
 from tests.conftest import run_alembic
 from tests.migrate_support import (
     ADD_PRIORITY,
     PROJECT_HEAD,
     SLOW_ADD_PRIORITY,
     Fleet,
+    add_revision,
     catalog_of,
     columns_of,
     revision_of,
@@ -88,6 +91,38 @@ async def test_json_lines_give_every_tenant_and_status_names_who_is_behind(
     plain = (await tenantry(fleet, one_step, "migrate", "status")).stdout.splitlines()
     assert "  0002: 3  (head)" in plain
     assert f"behind (1): {broken.slug}" in plain
+
+
+async def test_nothing_to_do_is_told_without_alembic_until_a_revision_is_added(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    ini = scratch_alembic(tmp_path, [])
+    await fleet.add_tenants("n", 2)
+    assert cached_heads(ini) is None
+    full = await tenantry(fleet, ini, "migrate", "--json")  # loads the tracks, caches the heads
+    assert full.returncode == 0, full.stderr
+    assert cached_heads(ini) == Heads(PROJECT_HEAD, load_tracks(ini).shared_head)
+
+    quick = command_closure(["migrate", "--json"], env=fleet.env(ini))
+    assert quick.code == 0, quick.output
+    assert offending(quick.modules, ("alembic", "sqlalchemy")) == []
+
+    def without_seconds(output: str) -> list[dict]:
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        records[-1]["totals"]["seconds"] = 0
+        return records
+
+    assert without_seconds(quick.output) == without_seconds(full.stdout)  # the same report
+    assert without_seconds(full.stdout)[-1]["totals"]["current"] == 2
+
+    add_revision(ini, ADD_PRIORITY)  # a deploy: other revisions, so no cached heads for them
+    assert cached_heads(ini) is None
+    after = await tenantry(fleet, ini, "migrate")
+    assert after.returncode == 0, after.stderr
+    assert "migrated 2, already current 0" in after.stdout
+    for tenant in fleet.tenants:
+        assert await revision_of(fleet.engine, tenant.schema) == "0002"
+    assert cached_heads(ini) == Heads("0002", load_tracks(ini).shared_head)
 
 
 async def test_sql_prints_each_tenants_transaction_and_changes_nothing(

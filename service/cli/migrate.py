@@ -10,17 +10,11 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from service.cli.common import (
-    EXPECTED_ERRORS,
-    begin_work,
-    fail,
-    first_line,
-    output_closed,
-    owner_engine,
-)
+from service.cli.common import EXPECTED_ERRORS, begin_work, fail, first_line, output_closed
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
+    from tenancy.migrate.progress import Reporter
     from tenancy.migrate.results import Summary
     from tenancy.migrate.status import FleetStatus
     from tenancy.migrate.verify import Drift
@@ -88,12 +82,19 @@ def migrate(
     if ctx.invoked_subcommand is not None:
         return
     from tenancy.migrate.progress import reporter_for
+
+    slugs = tuple(tenant or ())
+    reporter = reporter_for(sys.stdout, as_json=as_json)
+    if to == "head" and not sql:  # nothing to do is told without Alembic (tenancy.migrate.noop)
+        settled = _run(lambda url: _nothing_to_do(url, config, slugs, concurrency, reporter))
+        if settled is not None:
+            _record(settled)
+            return
+    from tenancy.migrate.heads import load_tracks_remembering_heads
     from tenancy.migrate.results import LockPolicy
     from tenancy.migrate.run import RunOptions, migrate_fleet
-    from tenancy.migrate.tracks import load_tracks
 
-    tracks = load_tracks(config)
-    slugs = tuple(tenant or ())
+    tracks = load_tracks_remembering_heads(config)
     if sql:
         from tenancy.migrate.preview import print_sql
 
@@ -106,7 +107,6 @@ def migrate(
         fail_fast=fail_fast,
         lock=LockPolicy(timeout_ms=max(1, round(lock_timeout * 1000)), retries=lock_retries),
     )
-    reporter = reporter_for(sys.stdout, as_json=as_json)
     summary: Summary = _run(lambda url: migrate_fleet(url, tracks, options, reporter))
     _record(summary)
     if not summary.ok:
@@ -170,35 +170,47 @@ def migrate_all() -> None:
         raise typer.Exit(1)
 
 
+async def _nothing_to_do(
+    url: str, config: Path, slugs: tuple[str, ...], concurrency: int, reporter: "Reporter"
+) -> "Summary | None":
+    from tenancy.dsn import plain_dsn
+    from tenancy.migrate.heads import cached_heads
+    from tenancy.migrate.noop import nothing_to_do
+
+    heads = cached_heads(config)
+    if heads is None:
+        return None
+    return await nothing_to_do(plain_dsn(url), heads, slugs, concurrency, reporter)
+
+
 def _record(summary: "Summary") -> None:
     """Best effort, for /metrics: an unreachable registry records nothing and the run's own
     outcome stands."""
-    from sqlalchemy.exc import SQLAlchemyError
+    import asyncpg
 
     from tenancy.observability.migrate_runs import record_migrate_run
 
-    async def main() -> None:
-        async with owner_engine() as engine, engine.begin() as conn:
+    async def main(url: str) -> None:
+        from tenancy.dsn import plain_dsn
+
+        conn = await asyncpg.connect(plain_dsn(url))
+        try:
             failed = len(summary.failures) + len(summary.missing)
             await record_migrate_run(conn, summary.seconds, not summary.ok, failed)
+        finally:
+            await conn.close()
 
-    with contextlib.suppress(OSError, SQLAlchemyError):
-        asyncio.run(main())
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        asyncio.run(_with_owner_url(main))
 
 
 def _run(main: Callable[[str], Awaitable[T]]) -> T:
     """Run against the configured database; expected errors are one line on stderr, exit 1."""
-    from tenancy.database import database_url
     from tenancy.migrate.lock import MigrationInProgress
-    from tenancy.settings import get_settings
 
     begin_work()
-
-    async def with_url() -> T:
-        return await main(await database_url(get_settings()))
-
     try:
-        return asyncio.run(with_url())
+        return asyncio.run(_with_owner_url(main))
     except BrokenPipeError:
         output_closed()
         raise  # unreachable: output_closed() exits
@@ -207,12 +219,24 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
         raise  # unreachable: fail() exits
 
 
-def database_errors() -> tuple[type[Exception], ...]:
-    """The database refused or went away: one line, exit 1 (every tenant is whole either way)."""
-    import asyncpg
-    from sqlalchemy.exc import DBAPIError
+async def _with_owner_url(main: Callable[[str], Awaitable[T]]) -> T:
+    from tenancy.dsn import owner_url
+    from tenancy.settings import get_settings
 
-    return (asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+    return await main(await owner_url(get_settings()))
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """The database refused or went away: one line, exit 1 (every tenant is whole either way).
+
+    SQLAlchemy's DBAPIError only when SQLAlchemy was imported: a run that never loaded it (one
+    with nothing to do) cannot have raised it, and should not import it to say so."""
+    import asyncpg
+
+    errors: tuple[type[Exception], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+    if "sqlalchemy.exc" in sys.modules:
+        errors += (sys.modules["sqlalchemy.exc"].DBAPIError,)
+    return errors
 
 
 def _status_lines(fleet: "FleetStatus") -> list[str]:

@@ -1,13 +1,16 @@
-"""The connections a run works on: a few raw asyncpg ones, and one SQLAlchemy one for Alembic."""
+"""The connections a run works on: a few raw asyncpg ones, and one SQLAlchemy one for Alembic.
+
+SQLAlchemy is imported only for that one (a run with nothing to do never opens it)."""
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import pool
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 @asynccontextmanager
@@ -24,8 +27,11 @@ async def open_connections(dsn: str, count: int) -> AsyncIterator[list[asyncpg.C
 
 
 @asynccontextmanager
-async def alembic_connection(url: str) -> AsyncIterator[AsyncConnection]:
+async def alembic_connection(url: str) -> AsyncIterator["AsyncConnection"]:
     """One unpooled SQLAlchemy connection, for the work that needs an Alembic context."""
+    from sqlalchemy import pool
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as conn:

@@ -7,9 +7,12 @@ connection closes and PostgreSQL releases the lock, so a crashed run never block
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
-from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:  # only plain Alembic's held_by() needs SQLAlchemy
+    from sqlalchemy import Connection
 
 MIGRATE_LOCK = (0x7E4A, 0x4D16)
 """(classid, objid) of the advisory lock; the same in `tenantry migrate` and plain Alembic."""
@@ -47,8 +50,10 @@ async def exclusive_run(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @contextmanager
-def held_by(connection: Connection) -> Iterator[None]:
+def held_by(connection: "Connection") -> Iterator[None]:
     """The same lock for plain `alembic upgrade`, on its (synchronous) connection."""
+    from sqlalchemy import text
+
     keys = dict(zip(("classid", "objid"), MIGRATE_LOCK, strict=True))
     with connection.begin():
         taken = connection.execute(text("SELECT pg_try_advisory_lock(:classid, :objid)"), keys)

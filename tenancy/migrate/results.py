@@ -1,11 +1,15 @@
-"""What happened to each tenant, and the retry rules every executor shares."""
+"""What happened to each tenant, and the retry rules every executor shares (no Alembic: a run
+with nothing to do reports through here without loading it)."""
 
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from tenancy.migrate.census import TenantRef
-from tenancy.migrate.targets import Step
+
+if TYPE_CHECKING:
+    from tenancy.migrate.targets import Step
 
 LOCK_CONFLICTS = frozenset({"55P03", "40P01"})
 """lock_not_available (lock_timeout expired) and deadlock_detected: worth another attempt."""
@@ -66,7 +70,7 @@ class TenantResult:
 class Attempt:
     """Times one tenant's migration and turns how it ended into a TenantResult."""
 
-    def __init__(self, tenant: TenantRef, step: Step) -> None:
+    def __init__(self, tenant: TenantRef, step: "Step") -> None:
         self.tenant = tenant
         self.step = step
         self.count = 0
@@ -104,7 +108,7 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return False
 
 
-def expected_heads(step: Step) -> tuple[str, ...]:
+def expected_heads(step: "Step") -> tuple[str, ...]:
     return () if step.from_rev is None else (step.from_rev,)
 
 

@@ -15,14 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tenancy.migrate.revision_cache import SHARED_SECTION
 from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
 from tenancy.session import SET_TENANT_SEARCH_PATH
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
     from sqlalchemy import Connection
-
-SHARED_SECTION = "shared"
 
 
 Fingerprint = tuple[tuple[str, int, int], ...]

@@ -10,24 +10,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
-from tenancy.registry import migrate_runs
+from tenancy.naming import REGISTRY_SCHEMA
 
-if TYPE_CHECKING:  # prometheus_client is for the API's /metrics, not for `tenantry migrate`
+if TYPE_CHECKING:  # prometheus_client and SQLAlchemy are for the API, not for `tenantry migrate`
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+_RECORD = (
+    f"INSERT INTO {REGISTRY_SCHEMA}.migrate_runs (duration_seconds, failed, tenants_failed) "
+    "VALUES ($1, $2, $3)"
+)
 
 
 async def record_migrate_run(
-    conn: AsyncConnection, duration: float, failed: bool, tenants_failed: int | None = None
+    conn: asyncpg.Connection, duration: float, failed: bool, tenants_failed: int | None = None
 ) -> None:
-    """One row per run, in the caller's transaction (`tenants_failed`: when the runner knows)."""
-    await conn.execute(
-        insert(migrate_runs).values(
-            duration_seconds=duration, failed=failed, tenants_failed=tenants_failed
-        )
-    )
+    """One row per run (`duration` in seconds; `tenants_failed`: when the runner knows), on a
+    raw asyncpg connection: the command that records it may have no other use for SQLAlchemy."""
+    await conn.execute(_RECORD, duration, failed, tenants_failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,11 @@ class MigrateRunTotals:
             )
 
 
-async def migrate_run_totals(conn: AsyncConnection) -> MigrateRunTotals:
+async def migrate_run_totals(conn: "AsyncConnection") -> MigrateRunTotals:
+    from sqlalchemy import func, select
+
+    from tenancy.registry import migrate_runs
+
     totals = (
         await conn.execute(
             select(
