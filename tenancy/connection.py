@@ -28,6 +28,7 @@ was read), the dialect invalidates its caches and this connection forgets every 
 """
 
 from collections.abc import Hashable
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -59,6 +60,14 @@ pg_depend's index on the namespace they belong to (pg_class has none on relnames
 it costs a few index lookups, not a scan of a catalog that holds every tenant's tables."""
 
 
+@lru_cache(maxsize=4096)
+def set_local_search_path(schema: str) -> str:
+    """The BEGIN suffix that enters a tenant schema, built (and the name checked) once per schema
+    and process rather than on every request; a name that fails the check raises and is never
+    cached."""
+    return f" SET LOCAL search_path TO {quote_search_path(schema)};"
+
+
 class TenantConnection(asyncpg.Connection):
     """An asyncpg connection that can be told the search_path of its next transaction.
 
@@ -85,7 +94,7 @@ class TenantConnection(asyncpg.Connection):
         """Arm the next BEGIN with this tenant schema (and application_name tag); None disarms."""
         suffix = ""
         if schema:
-            suffix = f" SET LOCAL search_path TO {quote_search_path(schema)};"
+            suffix = set_local_search_path(schema)
             if tag:
                 suffix += f" SET LOCAL application_name TO {quote_tag(tag)};"
         self._schema = schema or None

@@ -72,3 +72,13 @@ async def test_the_layer_costs_are_measured_in_process(server_url: str) -> None:
     assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | {f"without {n}" for n in LAYERS}
     assert all(cpu > 0 for cpu in results["cpu_us"].values())
     assert "all of them, stacked" in results["isolated_us"]
+
+
+def test_flat_routes_declare_what_include_router_did(settings: TenancySettings) -> None:
+    """service.app declares the routers' routes on the app; the bench variant that includes the
+    routers instead serves the same paths and documents the same API."""
+    flat = create_app(settings)
+    included = without(create_app(settings), {"flat_routes"})
+    assert not any(type(r).__name__ == "_IncludedRouter" for r in flat.router.routes)
+    assert any(type(r).__name__ == "_IncludedRouter" for r in included.router.routes)
+    assert flat.openapi() == included.openapi()

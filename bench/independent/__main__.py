@@ -1,6 +1,7 @@
 """`python -m bench.independent`: Tenantry against the independent baseline (issue 17).
 
     python -m bench.independent --rounds 5 --before main --write       # the ratio table
+    python -m bench.independent --tenants 1 --before main --write      # one tenant, no switches
 
 The server is TENANTRY_DATABASE_URL's (or the embedded one); throwaway databases are made there
 and dropped at the end. With pg_stat_statements preloaded on that server, `--db-work N` also
@@ -53,7 +54,7 @@ def main(
     server_url = asyncio.run(bootstrap_url(TenancySettings()))
     if db_work and not asyncio.run(ensure_statements_extension(server_url)):
         raise typer.BadParameter("--db-work needs pg_stat_statements in shared_preload_libraries")
-    kind = "ratios"
+    kind = "ratios" if tenants > 1 else "one_tenant"  # one tenant: no switches (own section)
     if before:
         with source_tree(before) as tree, source_tree(before, EDGE_FILES) as with_edge:
             variants = main_variants(tree, with_edge if edge_alone else None)

@@ -9,7 +9,9 @@ difference in app CPU per request is what the layer costs. Never shipped; a meas
 - `metrics`: only the metrics sink of RequestObserver (the access log stays);
 - `header_guard`, `body_limit`, `rate_limit`, `vanished`, `replay`: that middleware;
 - `db_tag`: the per-request `SET LOCAL application_name` riding with BEGIN (the search_path
-  stays).
+  stays);
+- `flat_routes`: the service's routes declared on the app (`service.app._add_routes`); without
+  it they sit behind `include_router`, as before issue 17's change.
 """
 
 import os
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service import admin, health, metrics, songs, todos, users
 from service.app import create_app as create_shipped_app
 from tenancy.dependencies import current_tenant, tenant_session
 from tenancy.headers import HeaderGuard
@@ -37,7 +40,7 @@ MIDDLEWARE = {
     "vanished": VanishedSchemas,
     "replay": ReplayStaleStatements,
 }
-LAYERS = (*MIDDLEWARE, "metrics", "db_tag")
+LAYERS = (*MIDDLEWARE, "metrics", "db_tag", "flat_routes")
 
 
 async def _untagged_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -59,7 +62,20 @@ def without(app: FastAPI, layers: set[str]) -> FastAPI:
                 middleware.kwargs["sinks"] = [log_request]
     if "db_tag" in layers:
         app.dependency_overrides[tenant_session] = _untagged_session
+    if "flat_routes" in layers:
+        _include_routers(app)
     return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """The service's routes taken off the app and included as routers instead."""
+    modules = (todos, users, songs, health, metrics, admin)
+    declared = {route.endpoint for module in modules for route in module.router.routes}
+    app.router.routes[:] = [
+        route for route in app.router.routes if getattr(route, "endpoint", None) not in declared
+    ]
+    for module in modules:
+        app.include_router(module.router)
 
 
 def create_app() -> FastAPI:

@@ -66,9 +66,10 @@ def db_work_table(results: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
     before, after = results["load_average"]
     shape = results["shape"]
+    tenants = f"{results['tenants']} tenant" + ("s" if results["tenants"] != 1 else "")
     intro = (
         f"Measured {results['measured_at']}, {results['cpus']} cores, load average (1 min) "
-        f"{before:.1f} before and {after:.1f} after the run; {results['tenants']} tenants, "
+        f"{before:.1f} before and {after:.1f} after the run; {tenants}, "
         f"{shape['rounds']} rounds, {shape['connections']} connections, "
         f"{shape['duration']:.0f} s per server and run."
     )

@@ -20,4 +20,9 @@ def log_request(record: RequestRecord) -> None:
         "tenant": record.tenant,
         "request_id": record.request_id,
     }
-    access_logger.log(level, "request", extra={"fields": fields})
+    # the record made directly: Logger.log would also walk the stack for the caller's file and
+    # line (findCaller), which no formatter here prints (about 5 µs a request; issue 17)
+    entry = access_logger.makeRecord(
+        access_logger.name, level, __file__, 0, "request", (), None, extra={"fields": fields}
+    )
+    access_logger.handle(entry)
