@@ -67,14 +67,12 @@ def conflict(detail: str) -> Problem:
     return Problem(409, "conflict", "Conflict", detail)
 
 
-def tenant_unavailable() -> Problem:
-    """The tenant is admitted but its schema is not there (dropped by hand, mid-move)."""
-    return Problem(
-        503,
-        "tenant-unavailable",
-        "This tenant's data is not available",
-        "Its schema is missing or being moved; retry later.",
-    )
+def tenant_unavailable(
+    detail: str = "Its schema is missing or being moved; retry later.",
+) -> Problem:
+    """The tenant is admitted but its schema (or a table the code needs) is not there: dropped
+    by hand, mid-move, or at an older revision."""
+    return Problem(503, "tenant-unavailable", "This tenant's data is not available", detail)
 
 
 def process_behind(detail: str) -> Problem:

@@ -14,8 +14,9 @@ transaction was rolled back), so the request is admitted again from a fresh regi
 - still admitted but its schema is gone (dropped by hand) -> 503 `tenant-unavailable`;
 - still admitted and its schema is there (restored meanwhile) -> the request runs once more.
 
-A second failure of the same kind is raised as it is (500): the tenant's tables do not match
-what the code expects (see `tenantry migrate status --verify`).
+A second failure of the same kind means the schema is there but a table the code needs is not
+(a tenant migrated down, or behind a revision that adds a table): 503 `tenant-unavailable`
+saying so, and an error in the log (see `tenantry migrate status --verify`); never a 500.
 """
 
 import logging
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 VANISHED_SQLSTATES = frozenset({"42P01", "3F000"})
 """undefined_table and invalid_schema_name."""
+TABLES_MISSING = (
+    "Its tables are not at the revision this service needs (a migration is behind or failed);"
+    " retry later."
+)
 _SCHEMA_EXISTS = text("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = :schema)")
 
 
@@ -58,7 +63,15 @@ class VanishedSchemas:
         if answer is not None:
             await answer.response(headers=_headers_of(answer))(scope, receive, send)
             return
-        await self.app(scope, again, send)
+        if await first_attempt(self.app, scope, again, send, is_vanished_relation) is None:
+            return
+        log.error(
+            "tenant %s: its schema is there but a table this code needs is not (a tenant at an"
+            " older revision, or a table dropped): 503; see `tenantry migrate status --verify`",
+            tenant.slug,
+        )
+        unavailable = problems.tenant_unavailable(TABLES_MISSING)
+        await unavailable.response(headers=_headers_of(unavailable))(scope, receive, send)
 
 
 async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | None:

@@ -76,6 +76,28 @@ async def test_an_admitted_request_whose_schema_was_dropped_by_hand_gets_503(
             await purge_tenant(engine, tenant.slug)  # no schema-less row left for other tests
 
 
+async def test_a_tenant_whose_schema_is_there_but_not_its_tables_gets_503(
+    database: str, engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    """A tenant migrated down to base (or behind a revision that adds a table): its schema is
+    there, its tables are not. Run again, the request fails the same way: 503 saying why, never
+    a 500 (the request's body is replayed to the second attempt, and not lost)."""
+    app = create_app(make_settings(database))
+    async with (
+        running_server(app) as base_url,
+        client(base_url, tenant.slug, tenant.api_key) as http,
+    ):
+        assert (await http.get("/todos")).status_code == 200
+        async with engine.begin() as conn:
+            for table in ("todos", "users", "songs"):
+                await conn.execute(text(f"DROP TABLE {quote_schema(tenant.schema)}.{table}"))
+        get = await http.get("/todos")
+        assert_defined(get, 503)
+        assert "revision" in get.json()["detail"]
+        assert_defined(await http.post("/todos", json={"content": "x"}), 503)
+        assert "Retry-After" in get.headers
+
+
 async def test_an_admitted_request_of_a_tenant_archived_meanwhile_gets_401(
     database: str, engine: AsyncEngine, tenant: CreatedTenant
 ) -> None:
