@@ -410,6 +410,50 @@ async def test_an_honest_export_still_imports_with_its_rows_and_sequences(
     assert [song["name"] for song in songs["items"]] == ["s"]
 
 
+async def sequence_tampered_export(engine: AsyncEngine, blueprint, setval: str, file: Path) -> None:
+    """An export whose todos sequence was set (by `setval(<seq>, <setval>)`) after two rows."""
+    source = await create_tenant(engine, blueprint, "q-" + secrets.token_hex(5))
+    await seeded(engine, source)
+    schema = quote_schema(source.schema)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"SELECT setval('{schema}.todos_id_seq', {setval})")
+    exported = await cli("tenants", "export", source.slug, str(file))
+    assert exported.exit_code == 0, exported.output
+    await archive_tenant(engine, source.slug)
+    await purge_tenant(engine, source.slug)
+
+
+async def test_a_sequence_set_behind_its_rows_is_moved_past_them(
+    api: str, engine: AsyncEngine, blueprint, tmp_path: Path
+) -> None:
+    """An archive whose sequence would hand out ids its rows already hold: the import moves it
+    past the highest id, so the tenant's next insert works (it was a 500 on every POST)."""
+    file = tmp_path / "behind.dump"
+    await sequence_tampered_export(engine, blueprint, "1, false", file)
+    imported = await cli(
+        "tenants", "import", str(file), "--as", "q-" + secrets.token_hex(4), "--json"
+    )
+    assert imported.exit_code == 0, imported.output
+    record = json.loads(imported.stdout)
+    async with client(api, record["slug"], record["api_key"]) as http:
+        created = await http.post("/todos", json={"content": "three"})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == 3
+
+
+async def test_an_exhausted_sequence_is_refused_and_changes_nothing(
+    engine: AsyncEngine, blueprint, tmp_path: Path
+) -> None:
+    file = tmp_path / "exhausted.dump"
+    await sequence_tampered_export(engine, blueprint, "9223372036854775807", file)
+    before = await snapshot(engine)
+    error = one_error_line(
+        await cli("tenants", "import", str(file), "--as", "q-" + secrets.token_hex(4))
+    )
+    assert "refused" in error and "exhausted" in error, error
+    assert await snapshot(engine) == before
+
+
 INLINE_DDL: Payload = lambda s, o: [  # noqa: E731
     f"ALTER TABLE {s}.songs ADD CONSTRAINT sneaky CHECK (name <> 'x')",
     f"ALTER TABLE {s}.todos ALTER COLUMN content SET DEFAULT pg_catalog.pg_read_file('/etc/hosts')",

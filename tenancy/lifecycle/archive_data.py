@@ -194,3 +194,49 @@ async def _chunks(lines: BinaryIO) -> AsyncIterator[bytes]:
             chunk, size = [], 0
     if chunk:
         yield b"".join(chunk)
+
+
+_OWNED_SEQUENCES = text(
+    """SELECT c.relname AS sequence_name, t.relname AS table_name, a.attname AS column_name,
+              s.seqmax, s.seqincrement
+       FROM pg_catalog.pg_sequence s
+       JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid
+       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.objid = s.seqrelid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.deptype IN ('a', 'i')
+       JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+       WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = :schema)
+       ORDER BY c.relname"""
+)
+
+
+async def settle_sequences(conn: AsyncConnection, schema: str, quoted_schema: str) -> None:
+    """After the rows are in: every sequence that feeds a column of `schema` (serial or
+    identity) is moved past the column's highest value, whatever value the archive gave it (an
+    archive may set it below its rows, and every insert would then fail on the primary key).
+    A sequence that can give no further value refuses the archive: the tenant could never insert.
+
+    `quoted_schema` is `schema` quoted by tenancy.naming; table, column and sequence names come
+    from the catalog this code's own revisions built, and are quoted as identifiers."""
+    quote = conn.dialect.identifier_preparer.quote_identifier
+    for row in (await conn.execute(_OWNED_SEQUENCES, {"schema": schema})).all():
+        sequence = f"{quoted_schema}.{quote(row.sequence_name)}"
+        highest = await conn.scalar(
+            text(
+                f"SELECT max({quote(row.column_name)}) FROM {quoted_schema}.{quote(row.table_name)}"
+            )
+        )
+        state = (await conn.execute(text(f"SELECT last_value, is_called FROM {sequence}"))).one()
+        following = state.last_value + row.seqincrement if state.is_called else state.last_value
+        if highest is not None and following <= highest:
+            await conn.execute(
+                _SET_SEQUENCE,
+                {"schema": schema, "sequence": row.sequence_name, "value": highest, "called": True},
+            )
+            following = highest + row.seqincrement
+        if row.seqincrement > 0 and following > row.seqmax:
+            raise InvalidArchive(
+                f"refused: the sequence {row.sequence_name!r} of {row.table_name}.{row.column_name}"
+                " is exhausted: the tenant could insert no row"
+            )

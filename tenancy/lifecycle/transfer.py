@@ -34,7 +34,7 @@ from alembic.util import CommandError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.archive_data import archive_revisions, load_data
+from tenancy.lifecycle.archive_data import archive_revisions, load_data, settle_sequences
 from tenancy.lifecycle.archive_toc import (
     ArchiveToc,
     ExpectedObjects,
@@ -48,7 +48,7 @@ from tenancy.lifecycle.errors import LifecycleError, SchemaMissing, TenantExists
 from tenancy.lifecycle.pgtools import PgTool, PgToolFailed, pg_tool, server_major
 from tenancy.lifecycle.records import schema_present
 from tenancy.migrate.tracks import Tracks, run_track
-from tenancy.naming import checked_data_schema, is_tenant_schema, slug_of_schema
+from tenancy.naming import checked_data_schema, is_tenant_schema, quote_schema, slug_of_schema
 from tenancy.provisioning import (
     CreatedTenant,
     Onboarding,
@@ -255,6 +255,7 @@ async def load_rows(conn: AsyncConnection, adoption: Adoption) -> None:
         {table: cols for table, cols in columns.items() if table in tables},
         sequences,
     )
+    await settle_sequences(conn, adoption.schema, quote_schema(adoption.schema))
 
 
 def expected_objects(catalog: dict) -> ExpectedObjects:
