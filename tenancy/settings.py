@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +189,26 @@ class TenancySettings(BaseSettings):
         return self
 
 
+class SettingsError(ValueError):
+    """Settings that do not validate, as one line naming each offending environment variable."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`TENANTRY_POOL_SIZE: Input should be ...; TENANTRY_...: ...` (errors of the model as a
+    whole, which name their variables themselves, as they are)."""
+    parts = []
+    for error in exc.errors():
+        message = " ".join(str(error.get("msg", "")).split())
+        message = message.removeprefix("Value error, ")
+        field = next((str(part) for part in error.get("loc", ()) if isinstance(part, str)), None)
+        parts.append(f"TENANTRY_{field.upper()}: {message}" if field else message)
+    return "; ".join(parts) or "invalid settings"
+
+
 @lru_cache
 def get_settings() -> TenancySettings:
-    """The process-wide settings, read once."""
-    return TenancySettings()
+    """The process-wide settings, read once; invalid ones raise SettingsError (one line)."""
+    try:
+        return TenancySettings()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

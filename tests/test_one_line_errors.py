@@ -3,6 +3,7 @@ line on stderr, a non-zero exit, never a traceback. And where the embedded datab
 """
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,3 +155,24 @@ def test_a_command_outside_the_project_uses_the_projects_cluster() -> None:
     for line in result.stderr.splitlines():  # at most the one-time announcement, or one error
         assert elsewhere not in line
     assert len(result.stderr.splitlines()) <= 2, result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [["tenants", "list"], ["serve"]], ids=" ".join)
+def test_invalid_settings_are_one_line_naming_each_variable(command: list[str]) -> None:
+    env = {**os.environ, "TENANTRY_POOL_SIZE": "abc", "TENANTRY_MAX_HEADERS": "1"}
+    argv = [*command, "--port", str(_free_port())] if command == ["serve"] else command
+    result = run([TENANTRY, *argv], env)
+    assert_one_line_failure(
+        result,
+        "error: ",
+        "TENANTRY_POOL_SIZE: Input should be a valid integer, unable to parse string as an integer",
+        "TENANTRY_MAX_HEADERS: Input should be greater than or equal to 8; ",
+    )
+    assert "validation error" not in result.stderr
+    assert result.returncode == 1
