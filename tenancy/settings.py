@@ -172,6 +172,13 @@ class TenancySettings(BaseSettings):
         "it closes them; keep below the orchestrator's kill timeout.",
     )
 
+    @field_validator(
+        "database_url", "owner_database_url", "bootstrap_database_url", "listen_database_url"
+    )
+    @classmethod
+    def _asyncpg_url(cls, value: str | None) -> str | None:
+        return None if value is None else asyncpg_url(value)
+
     @field_validator("data_dir")
     @classmethod
     def _anchor_data_dir(cls, value: Path) -> Path:
@@ -187,6 +194,28 @@ class TenancySettings(BaseSettings):
                 "PostgreSQL for LISTEN, which transaction pooling cannot carry"
             )
         return self
+
+
+ASYNCPG_SCHEME = "postgresql+asyncpg"
+PLAIN_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def asyncpg_url(url: str) -> str:
+    """A database URL as Tenantry uses it: `postgresql+asyncpg://...` as given, a plain
+    `postgresql://` or `postgres://` (what users paste) with the asyncpg driver put in; any other
+    scheme or driver is refused (the message names the scheme, never the URL: it may hold a
+    password)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError(f"not a URL: expected {ASYNCPG_SCHEME}://user@host:5432/database")
+    if scheme.lower() == ASYNCPG_SCHEME:
+        return url
+    if scheme.lower() in PLAIN_POSTGRES_SCHEMES:
+        return f"{ASYNCPG_SCHEME}://{rest}"
+    raise ValueError(
+        f"Tenantry works only with PostgreSQL through asyncpg: use a {ASYNCPG_SCHEME}:// (or "
+        f"postgresql://) URL, not {scheme}://"
+    )
 
 
 class SettingsError(ValueError):

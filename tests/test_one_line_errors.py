@@ -176,3 +176,48 @@ def test_invalid_settings_are_one_line_naming_each_variable(command: list[str]) 
     )
     assert "validation error" not in result.stderr
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "TENANTRY_DATABASE_URL",
+        "TENANTRY_OWNER_DATABASE_URL",
+        "TENANTRY_BOOTSTRAP_DATABASE_URL",
+        "TENANTRY_LISTEN_DATABASE_URL",
+    ],
+)
+@pytest.mark.parametrize(
+    "scheme", ["mysql", "postgresql+psycopg", "sqlite"], ids=lambda scheme: scheme
+)
+def test_a_url_for_another_driver_is_refused_in_one_line_naming_the_setting(
+    variable: str, scheme: str
+) -> None:
+    env = {**os.environ, "TENANTRY_DATABASE_URL": "postgresql+asyncpg://u@h/db"}
+    env[variable] = f"{scheme}://user:secret@host/db"
+    result = run([TENANTRY, "tenants", "list"], env)
+    assert_one_line_failure(result, f"error: {variable}: ", "postgresql+asyncpg://", f"{scheme}://")
+    assert "secret" not in result.stderr
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "POSTGRESQL", "postgresql+asyncpg"])
+def test_a_plain_postgresql_url_means_asyncpg(scheme: str) -> None:
+    from tenancy.settings import TenancySettings
+
+    urls = {
+        "database_url": f"{scheme}://api@db:5432/tenantry",
+        "owner_database_url": f"{scheme}://owner:pw@db/tenantry?ssl=require",
+        "bootstrap_database_url": f"{scheme}://postgres@db/tenantry",
+        "listen_database_url": f"{scheme}://owner@db/tenantry",
+    }
+    settings = TenancySettings(**urls)
+    for field, url in urls.items():
+        assert getattr(settings, field) == "postgresql+asyncpg://" + url.partition("://")[2]
+
+
+async def test_a_plain_postgresql_url_reaches_the_database(database: str) -> None:
+    plain = "postgresql://" + database.partition("://")[2]
+    result = run([TENANTRY, "tenants", "list"], {**os.environ, "TENANTRY_DATABASE_URL": plain})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
