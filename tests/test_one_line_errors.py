@@ -221,3 +221,21 @@ async def test_a_plain_postgresql_url_reaches_the_database(database: str) -> Non
     result = run([TENANTRY, "tenants", "list"], {**os.environ, "TENANTRY_DATABASE_URL": plain})
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("inside", ["", "inner/deeper"], ids=["the-cluster", "below-it"])
+def test_a_data_dir_inside_a_postgresql_cluster_is_refused_in_one_line(inside: str) -> None:
+    """No embedded cluster is ever created nested inside another (a folder with PG_VERSION)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+    with tempfile.TemporaryDirectory() as cluster_dir:
+        cluster = Path(cluster_dir).resolve()
+        (cluster / "PG_VERSION").write_text("18\n")
+        data_dir = cluster / inside
+        result = run([TENANTRY, "tenants", "list"], {**env, "TENANTRY_DATA_DIR": str(data_dir)})
+        assert sorted(p.name for p in cluster.iterdir()) == ["PG_VERSION"]
+    assert_one_line_failure(
+        result,
+        f"error: TENANTRY_DATA_DIR {data_dir} is inside the PostgreSQL data directory {cluster} ",
+        "folder of its own",
+    )
+    assert result.returncode == 1
