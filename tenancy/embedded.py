@@ -50,6 +50,22 @@ def _is_alive(pid: int) -> bool:
     return True
 
 
+class DataDirInsideCluster(ValueError):
+    """TENANTRY_DATA_DIR lies inside an existing PostgreSQL data directory."""
+
+
+def refuse_a_data_dir_inside_a_cluster(data_dir: Path) -> None:
+    """Never create a cluster nested inside another one (a folder holding PG_VERSION): a
+    TENANTRY_DATA_DIR pointed at a cluster (or into one) by mistake is refused, in one line."""
+    for folder in (data_dir, *data_dir.parents):
+        if (folder / "PG_VERSION").is_file():
+            raise DataDirInsideCluster(
+                f"TENANTRY_DATA_DIR {data_dir} is inside the PostgreSQL data directory {folder} "
+                f"(it holds PG_VERSION): point it at a folder of its own; the embedded cluster "
+                f"goes in its pgdata/"
+            )
+
+
 def start_embedded_server(data_dir: Path) -> "PostgresServer":
     """Start (or attach to) the server whose data lives in data_dir/pgdata.
 
@@ -57,13 +73,14 @@ def start_embedded_server(data_dir: Path) -> "PostgresServer":
     silently: creating one says where, in one line on stderr.
     """
     data_dir = data_dir.resolve()
+    refuse_a_data_dir_inside_a_cluster(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     wheel = _wheel()
     if not (pgdata / "PG_VERSION").exists():
         print(
             f"tenantry: creating a new embedded PostgreSQL cluster in {pgdata} "
-            "(TENANTRY_DATA_DIR; TENANTRY_DATABASE_URL to use a server instead)",
+            "(pgdata/ inside TENANTRY_DATA_DIR; TENANTRY_DATABASE_URL to use a server instead)",
             file=sys.stderr,
             flush=True,
         )

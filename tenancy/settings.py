@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +172,13 @@ class TenancySettings(BaseSettings):
         "it closes them; keep below the orchestrator's kill timeout.",
     )
 
+    @field_validator(
+        "database_url", "owner_database_url", "bootstrap_database_url", "listen_database_url"
+    )
+    @classmethod
+    def _asyncpg_url(cls, value: str | None) -> str | None:
+        return None if value is None else asyncpg_url(value)
+
     @field_validator("data_dir")
     @classmethod
     def _anchor_data_dir(cls, value: Path) -> Path:
@@ -189,7 +196,48 @@ class TenancySettings(BaseSettings):
         return self
 
 
+ASYNCPG_SCHEME = "postgresql+asyncpg"
+PLAIN_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def asyncpg_url(url: str) -> str:
+    """A database URL as Tenantry uses it: `postgresql+asyncpg://...` as given, a plain
+    `postgresql://` or `postgres://` (what users paste) with the asyncpg driver put in; any other
+    scheme or driver is refused (the message names the scheme, never the URL: it may hold a
+    password)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError(f"not a URL: expected {ASYNCPG_SCHEME}://user@host:5432/database")
+    if scheme.lower() == ASYNCPG_SCHEME:
+        return url
+    if scheme.lower() in PLAIN_POSTGRES_SCHEMES:
+        return f"{ASYNCPG_SCHEME}://{rest}"
+    raise ValueError(
+        f"Tenantry works only with PostgreSQL through asyncpg: use a {ASYNCPG_SCHEME}:// (or "
+        f"postgresql://) URL, not {scheme}://"
+    )
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate, as one line naming each offending environment variable."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """`TENANTRY_POOL_SIZE: Input should be ...; TENANTRY_...: ...` (errors of the model as a
+    whole, which name their variables themselves, as they are)."""
+    parts = []
+    for error in exc.errors():
+        message = " ".join(str(error.get("msg", "")).split())
+        message = message.removeprefix("Value error, ")
+        field = next((str(part) for part in error.get("loc", ()) if isinstance(part, str)), None)
+        parts.append(f"TENANTRY_{field.upper()}: {message}" if field else message)
+    return "; ".join(parts) or "invalid settings"
+
+
 @lru_cache
 def get_settings() -> TenancySettings:
-    """The process-wide settings, read once."""
-    return TenancySettings()
+    """The process-wide settings, read once; invalid ones raise SettingsError (one line)."""
+    try:
+        return TenancySettings()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

@@ -69,3 +69,24 @@ def test_scale_out_doc_starts_the_profile_compose_documents() -> None:
     environment = documented_environment("citus")
     command = " ".join(f"{name}={value}" for name, value in environment.items())
     assert f"{command} docker compose up" in (PROJECT_ROOT / "docs" / "scale-out.md").read_text()
+
+
+def _readme_text() -> str:
+    return " ".join((PROJECT_ROOT / "README.md").read_text().split())
+
+
+def test_the_readme_says_which_responses_carry_a_request_id() -> None:
+    """The edge's answers are made before a request (and its id) exists: the README says so."""
+    from tenancy.edge import _PROBLEMS
+
+    text = _readme_text()
+    assert "Every response carries `X-Request-ID`" not in text
+    for status, (kind, _) in _PROBLEMS.items():
+        assert f"{status} `{kind}`" in text, (status, kind)
+
+
+def test_the_readme_puts_pgdata_inside_the_data_dir() -> None:
+    """TENANTRY_DATA_DIR is pgdata's parent, not the cluster itself."""
+    text = _readme_text()
+    assert "lives in `pgdata/` inside `TENANTRY_DATA_DIR`" in text
+    assert "`.tenantry/pgdata` in the project folder (`TENANTRY_DATA_DIR`;" not in text

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import PROJECT_ROOT
 from tenancy.lifecycle.api_keys import list_keys
+from tenancy.lifecycle.status import suspend_tenant
 from tests.support import TENANTRY
 
 READY_SECONDS = 120
@@ -120,3 +121,17 @@ async def test_the_demo_tenant_has_one_live_key_and_the_curl_works(
         keys = await list_keys(conn, "demo")
     assert [row.active for row in keys].count(True) == 1
     assert second_key.startswith(f"tnt_{next(row.key_id for row in keys if row.active)}_")
+
+
+async def test_a_suspended_demo_tenant_is_resumed_and_says_so(
+    fresh: tuple[dict[str, str], AsyncEngine],
+) -> None:
+    env, engine = fresh
+    port = free_port()
+    async with serving_demo(env, port) as first:
+        assert "suspended" not in first
+    await suspend_tenant(engine, "demo")
+    async with serving_demo(env, port) as second:
+        assert "Tenant 'demo' was suspended: resumed it" in second, second
+        _, curl = printed_key_and_curl(second)
+        assert await paste(curl) == (0, "201")

@@ -3,6 +3,7 @@ line on stderr, a non-zero exit, never a traceback. And where the embedded datab
 """
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -154,3 +155,87 @@ def test_a_command_outside_the_project_uses_the_projects_cluster() -> None:
     for line in result.stderr.splitlines():  # at most the one-time announcement, or one error
         assert elsewhere not in line
     assert len(result.stderr.splitlines()) <= 2, result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", [["tenants", "list"], ["serve"]], ids=" ".join)
+def test_invalid_settings_are_one_line_naming_each_variable(command: list[str]) -> None:
+    env = {**os.environ, "TENANTRY_POOL_SIZE": "abc", "TENANTRY_MAX_HEADERS": "1"}
+    argv = [*command, "--port", str(_free_port())] if command == ["serve"] else command
+    result = run([TENANTRY, *argv], env)
+    assert_one_line_failure(
+        result,
+        "error: ",
+        "TENANTRY_POOL_SIZE: Input should be a valid integer, unable to parse string as an integer",
+        "TENANTRY_MAX_HEADERS: Input should be greater than or equal to 8; ",
+    )
+    assert "validation error" not in result.stderr
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "TENANTRY_DATABASE_URL",
+        "TENANTRY_OWNER_DATABASE_URL",
+        "TENANTRY_BOOTSTRAP_DATABASE_URL",
+        "TENANTRY_LISTEN_DATABASE_URL",
+    ],
+)
+@pytest.mark.parametrize(
+    "scheme", ["mysql", "postgresql+psycopg", "sqlite"], ids=lambda scheme: scheme
+)
+def test_a_url_for_another_driver_is_refused_in_one_line_naming_the_setting(
+    variable: str, scheme: str
+) -> None:
+    env = {**os.environ, "TENANTRY_DATABASE_URL": "postgresql+asyncpg://u@h/db"}
+    env[variable] = f"{scheme}://user:secret@host/db"
+    result = run([TENANTRY, "tenants", "list"], env)
+    assert_one_line_failure(result, f"error: {variable}: ", "postgresql+asyncpg://", f"{scheme}://")
+    assert "secret" not in result.stderr
+    assert result.returncode == 1
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "POSTGRESQL", "postgresql+asyncpg"])
+def test_a_plain_postgresql_url_means_asyncpg(scheme: str) -> None:
+    from tenancy.settings import TenancySettings
+
+    urls = {
+        "database_url": f"{scheme}://api@db:5432/tenantry",
+        "owner_database_url": f"{scheme}://owner:pw@db/tenantry?ssl=require",
+        "bootstrap_database_url": f"{scheme}://postgres@db/tenantry",
+        "listen_database_url": f"{scheme}://owner@db/tenantry",
+    }
+    settings = TenancySettings(**urls)
+    for field, url in urls.items():
+        assert getattr(settings, field) == "postgresql+asyncpg://" + url.partition("://")[2]
+
+
+async def test_a_plain_postgresql_url_reaches_the_database(database: str) -> None:
+    plain = "postgresql://" + database.partition("://")[2]
+    result = run([TENANTRY, "tenants", "list"], {**os.environ, "TENANTRY_DATABASE_URL": plain})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("inside", ["", "inner/deeper"], ids=["the-cluster", "below-it"])
+def test_a_data_dir_inside_a_postgresql_cluster_is_refused_in_one_line(inside: str) -> None:
+    """No embedded cluster is ever created nested inside another (a folder with PG_VERSION)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+    with tempfile.TemporaryDirectory() as cluster_dir:
+        cluster = Path(cluster_dir).resolve()
+        (cluster / "PG_VERSION").write_text("18\n")
+        data_dir = cluster / inside
+        result = run([TENANTRY, "tenants", "list"], {**env, "TENANTRY_DATA_DIR": str(data_dir)})
+        assert sorted(p.name for p in cluster.iterdir()) == ["PG_VERSION"]
+    assert_one_line_failure(
+        result,
+        f"error: TENANTRY_DATA_DIR {data_dir} is inside the PostgreSQL data directory {cluster} ",
+        "folder of its own",
+    )
+    assert result.returncode == 1

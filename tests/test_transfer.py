@@ -156,3 +156,16 @@ async def test_an_export_that_fails_leaves_no_file(engine: AsyncEngine, tmp_path
     file = tmp_path / "missing.dump"
     assert "unknown tenant" in one_error_line(await cli("tenants", "export", "no-such", str(file)))
     assert os.listdir(tmp_path) == []
+
+
+async def test_an_export_into_a_missing_or_unusable_directory_names_the_users_path(
+    tenant: CreatedTenant, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "x.dump"
+    line = one_error_line(await cli("tenants", "export", tenant.slug, str(missing)))
+    assert line == f"error: cannot write {missing}: directory {missing.parent} does not exist"
+    (tmp_path / "plain-file").write_bytes(b"")
+    under_a_file = tmp_path / "plain-file" / "x.dump"
+    line = one_error_line(await cli("tenants", "export", tenant.slug, str(under_a_file)))
+    assert line == f"error: cannot write {under_a_file}: {under_a_file.parent} is not a directory"
+    assert os.listdir(tmp_path) == ["plain-file"]

@@ -1,8 +1,9 @@
 """`tenantry serve --demo` (what `make run` runs): one process, one start of the embedded server.
 
 Before serving: the port is checked first (nothing is printed if another server holds it), every
-schema is migrated, the demo tenant is made if missing, and it is given one fresh key: the keys
-earlier runs printed are revoked, so the demo tenant has exactly one live key, the one shown.
+schema is migrated, the demo tenant is made if missing (resumed, saying so, if suspended), and it
+is given one fresh key: the keys earlier runs printed are revoked, so the demo tenant has exactly
+one live key, the one shown.
 """
 
 import errno
@@ -37,11 +38,16 @@ def prepare_demo(host: str, port: int) -> None:
     from service.cli.migrate import migrate_all
 
     migrate_all()
-    key = run(_one_demo_key)
+    key, resumed = run(_one_demo_key)
     from tenancy.settings import get_settings
 
     header = get_settings().tenant_header
     where = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::1", "::") else host
+    if resumed:
+        typer.echo(
+            f"\nTenant '{DEMO_SLUG}' was suspended: resumed it, as it is the demo "
+            f"(`tenantry tenants suspend {DEMO_SLUG}` suspends it again)."
+        )
     typer.echo(f"\nTenant '{DEMO_SLUG}' is ready. Its API key (the only live one): {key}\nTry:\n")
     typer.echo(
         f"  curl -s -X POST {where}:{port}/todos -H '{header}: {DEMO_SLUG}' "
@@ -52,24 +58,35 @@ def prepare_demo(host: str, port: int) -> None:
     sys.stdout.flush()
 
 
-async def _one_demo_key() -> str:
+async def _one_demo_key() -> tuple[str, bool]:
+    """The demo tenant's one live key, and whether a suspended demo tenant was resumed for it
+    (else its printed curl would get 403)."""
+    from sqlalchemy import select
+
     from service.onboarding import tenant_blueprint
     from service.paths import ALEMBIC_INI
     from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
+    from tenancy.lifecycle.status import resume_tenant
     from tenancy.migrate.tracks import load_tracks
     from tenancy.provisioning import TenantExists, create_tenant
+    from tenancy.registry import SUSPENDED, tenants
 
     async with owner_engine() as engine:
         try:
             blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
             created = await create_tenant(engine, blueprint, DEMO_SLUG, "Demo")
-            return created.api_key
+            return created.api_key, False
         except TenantExists:
             pass
+        async with engine.connect() as conn:
+            status = await conn.scalar(select(tenants.c.status).where(tenants.c.slug == DEMO_SLUG))
+        resumed = status == SUSPENDED
+        if resumed:
+            await resume_tenant(engine, DEMO_SLUG)
         new = await create_key(engine, DEMO_SLUG)
         async with engine.connect() as conn:
             earlier = [row for row in await list_keys(conn, DEMO_SLUG) if row.active]
         for row in earlier:
             if row.key_id != new.key_id:
                 await revoke_key(engine, row.key_id, DEMO_SLUG)
-        return new.token
+        return new.token, resumed

@@ -70,6 +70,10 @@ class ExportTargetExists(LifecycleError):
     """The export's file exists (or is a symbolic link) and --force was not given."""
 
 
+class ExportTargetUnwritable(LifecycleError):
+    """The export's file cannot be created where it was asked for (named as the user gave it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedTenant:
     slug: str
@@ -104,7 +108,10 @@ def write_export(pg_dump: PgTool, schema: str, file: Path, force: bool) -> None:
         raise ExportTargetExists(f"{file} exists: pass --force to replace it")
     partial = file.with_name(f".{file.name}.{os.urandom(6).hex()}.partial")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(partial, flags, 0o600)
+    try:
+        fd = os.open(partial, flags, 0o600)
+    except OSError as exc:
+        raise ExportTargetUnwritable(_unwritable(file, exc)) from None
     try:
         with os.fdopen(fd, "wb") as out:
             pg_dump.run_to(out, "--format=custom", f"--schema={schema}", "--no-owner")
@@ -112,6 +119,20 @@ def write_export(pg_dump: PgTool, schema: str, file: Path, force: bool) -> None:
     finally:
         if os.path.lexists(partial):
             os.unlink(partial)
+
+
+def _unwritable(file: Path, exc: OSError) -> str:
+    """Why `file` cannot be written, naming it and its directory, never the temporary file."""
+    directory = file.parent
+    if isinstance(exc, FileNotFoundError):
+        reason = f"directory {directory} does not exist"
+    elif isinstance(exc, NotADirectoryError):
+        reason = f"{directory} is not a directory"
+    elif isinstance(exc, PermissionError):
+        reason = f"no permission to create files in {directory}"
+    else:
+        reason = exc.strerror or type(exc).__name__
+    return f"cannot write {file}: {reason}"
 
 
 def _put_in_place(partial: Path, file: Path, force: bool) -> None:
