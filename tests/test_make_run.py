@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,10 +28,16 @@ def free_port() -> int:
 
 
 def test_a_taken_port_is_one_line_and_prints_no_key() -> None:
-    with socket.socket() as holder:
+    """The port suggested instead is free: the next one is held too, so it is not simply +1."""
+    with socket.socket() as holder, socket.socket() as neighbour:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
+        held = {port}
+        with suppress(OSError):  # the next port may be someone else's already
+            neighbour.bind(("127.0.0.1", port + 1))
+            neighbour.listen()
+            held.add(port + 1)
         result = subprocess.run(
             [TENANTRY, "serve", "--demo", "--port", str(port)],
             cwd=PROJECT_ROOT,
@@ -41,12 +47,18 @@ def test_a_taken_port_is_one_line_and_prints_no_key() -> None:
             timeout=120,
             check=False,
         )
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr.splitlines() == [
-        f"error: port {port} on 127.0.0.1 is already in use (another `make run` or server?): "
-        f"stop it, or pick another port: make run PORT={port + 1}"
-    ]
+        assert result.returncode == 1
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        prefix = (
+            f"error: port {port} on 127.0.0.1 is already in use (another `make run` or server?): "
+            "stop it, or pick another port: make run PORT="
+        )
+        assert line.startswith(prefix), line
+        suggested = int(line.removeprefix(prefix))
+        assert suggested not in held and port < suggested <= port + 20
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", suggested))  # free indeed
 
 
 @asynccontextmanager

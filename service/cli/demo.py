@@ -18,19 +18,32 @@ DEMO_SLUG = "demo"
 
 
 def check_port_free(host: str, port: int) -> None:
-    """One line and exit 1 when host:port cannot be bound (as uvicorn would bind it)."""
+    """One line and exit 1 when host:port cannot be bound (as uvicorn would bind it); a port in
+    use is answered with the next one (of the following 20) that is free now."""
+    error = _bind_error(host, port)
+    if error is None:
+        return
+    if error.errno != errno.EADDRINUSE:
+        fail(f"cannot listen on {host}:{port}: {error.strerror}")
+    free = next(
+        (p for p in range(port + 1, min(port + 21, 65536)) if not _bind_error(host, p)), None
+    )
+    pick = f"make run PORT={free}" if free else "make run PORT=<a free port>"
+    fail(
+        f"port {port} on {host} is already in use (another `make run` or server?): "
+        f"stop it, or pick another port: {pick}"
+    )
+
+
+def _bind_error(host: str, port: int) -> OSError | None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                fail(
-                    f"port {port} on {host} is already in use (another `make run` or server?): "
-                    f"stop it, or pick another port: make run PORT={port + 1}"
-                )
-            fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+            return exc
+    return None
 
 
 def prepare_demo(host: str, port: int) -> None:
