@@ -40,8 +40,9 @@ from bench.request_path.measure import (
     ROUTES,
     LoadShape,
     measure,
-    median,
+    ratio_summary,
     rotated,
+    run_row,
     tenant_targets,
     warm_up,
 )
@@ -176,7 +177,7 @@ async def run_comparison(
                         shape,
                     )
                     for name, target in zip(order, measured, strict=True):
-                        runs.append(_row(target, round_, route, name))
+                        runs.append(run_row(target, round=round_, route=route, variant=name))
                 log(f"  round {round_ + 1}/{shape.rounds}, load {os.getloadavg()[0]:.1f}")
             work = {}
             if db_work_requests:
@@ -203,44 +204,10 @@ def _pool_like_tenantry() -> dict[str, str]:
     return {"BASELINE_POOL_SIZE": "10", "BASELINE_MAX_OVERFLOW": "5"}
 
 
-def _row(target: dict[str, Any], round_: int, route: str, variant: str) -> dict[str, Any]:
-    total = target["total"]
-    return {
-        "round": round_,
-        "route": route,
-        "variant": variant,
-        "throughput": total["throughput"],
-        "p50_ms": total["p50_ms"],
-        "p99_ms": total["p99_ms"],
-        "requests": total["requests"],
-        "errors": total["errors"],
-        "server_cpu_us": target["server_cpu_us"],
-    }
-
-
 def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[str, Any]]:
     """Per route and variant: medians over rounds, and the throughput ratio to the baseline
     taken within each round."""
-    by_key = {(r["round"], r["route"], r["variant"]): r for r in runs}
-    summary: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
-        summary[route] = {}
-        for variant in variants:
-            mine = [r for r in runs if r["route"] == route and r["variant"] == variant]
-            ratios = [
-                r["throughput"] / by_key[(r["round"], route, BASELINE)]["throughput"] for r in mine
-            ]
-            summary[route][variant] = {
-                "throughput": median([r["throughput"] for r in mine]),
-                "ratio": median(ratios),
-                "ratio_min": min(ratios),
-                "ratio_max": max(ratios),
-                "p50_ms": median([r["p50_ms"] for r in mine]),
-                "p99_ms": median([r["p99_ms"] for r in mine]),
-                "server_cpu_us": median([r["server_cpu_us"] for r in mine]),
-                "errors": sum(r["errors"] for r in mine),
-            }
-    return summary
+    return ratio_summary(runs, variants, BASELINE)
 
 
 STATEMENTS = """\

@@ -107,3 +107,30 @@ def run_row(target: dict[str, Any], **labels: Any) -> dict[str, Any]:
         "server_cpu_us": target["server_cpu_us"],
         "loadgen_cpu_share": target["loadgen_cpu_share"],
     }
+
+
+def ratio_summary(
+    runs: list[dict[str, Any]], variants: list[str], baseline: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per route and variant: medians over rounds of run_row's figures, and the throughput
+    ratio to `baseline`'s taken within each round (its median, min and max)."""
+    by_key = {(r["round"], r["route"], r["variant"]): r for r in runs}
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for route in ROUTES:
+        summary[route] = {}
+        for variant in variants:
+            mine = [r for r in runs if r["route"] == route and r["variant"] == variant]
+            ratios = [
+                r["throughput"] / by_key[(r["round"], route, baseline)]["throughput"] for r in mine
+            ]
+            summary[route][variant] = {
+                "throughput": median([r["throughput"] for r in mine]),
+                "ratio": median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "p50_ms": median([r["p50_ms"] for r in mine]),
+                "p99_ms": median([r["p99_ms"] for r in mine]),
+                "server_cpu_us": median([r["server_cpu_us"] for r in mine]),
+                "errors": sum(r["errors"] for r in mine),
+            }
+    return summary

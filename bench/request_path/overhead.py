@@ -15,7 +15,7 @@ from bench.request_path.measure import (
     ROUTES,
     LoadShape,
     measure,
-    median,
+    ratio_summary,
     registry_queries,
     rotated,
     run_row,
@@ -76,23 +76,4 @@ async def run_overhead(databases: BenchDatabases, tenants: int, shape: LoadShape
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per route and variant: medians over rounds, and the throughput ratio to the baseline."""
-    by_key = {(r["round"], r["route"], r["variant"]): r for r in runs}
-    summary: dict[str, dict[str, dict[str, float]]] = {}
-    for route in ROUTES:
-        summary[route] = {}
-        for variant in VARIANTS:
-            mine = [r for r in runs if r["route"] == route and r["variant"] == variant]
-            ratios = [
-                r["throughput"] / by_key[(r["round"], route, BASELINE)]["throughput"] for r in mine
-            ]
-            summary[route][variant] = {
-                "throughput": median([r["throughput"] for r in mine]),
-                "ratio": median(ratios),
-                "ratio_min": min(ratios),
-                "ratio_max": max(ratios),
-                "p50_ms": median([r["p50_ms"] for r in mine]),
-                "p99_ms": median([r["p99_ms"] for r in mine]),
-                "server_cpu_us": median([r["server_cpu_us"] for r in mine]),
-                "errors": sum(r["errors"] for r in mine),
-            }
-    return summary
+    return ratio_summary(runs, list(VARIANTS), BASELINE)
