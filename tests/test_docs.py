@@ -71,22 +71,22 @@ def test_scale_out_doc_starts_the_profile_compose_documents() -> None:
     assert f"{command} docker compose up" in (PROJECT_ROOT / "docs" / "scale-out.md").read_text()
 
 
-def _readme_text() -> str:
-    return " ".join((PROJECT_ROOT / "README.md").read_text().split())
+def _doc_text(name: str) -> str:
+    return " ".join((PROJECT_ROOT / name).read_text().split())
 
 
-def test_the_readme_says_which_responses_carry_a_request_id() -> None:
-    """The edge's answers are made before a request (and its id) exists: the README says so."""
+def test_the_api_doc_says_which_responses_carry_a_request_id() -> None:
+    """The edge's answers are made before a request (and its id) exists: the API doc says so."""
     from tenancy.edge import _PROBLEMS
 
-    text = _readme_text()
+    text = _doc_text("docs/api.md")
     assert "Every response carries `X-Request-ID`" not in text
     for status, (kind, _) in _PROBLEMS.items():
         assert f"{status} `{kind}`" in text, (status, kind)
 
 
-def test_the_readme_puts_pgdata_inside_the_data_dir() -> None:
+def test_the_docs_put_pgdata_inside_the_data_dir() -> None:
     """TENANTRY_DATA_DIR is pgdata's parent, not the cluster itself."""
-    text = _readme_text()
+    text = _doc_text("README.md") + " " + _doc_text("docs/deployment.md")
     assert "lives in `pgdata/` inside `TENANTRY_DATA_DIR`" in text
     assert "`.tenantry/pgdata` in the project folder (`TENANTRY_DATA_DIR`;" not in text
