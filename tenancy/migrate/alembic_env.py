@@ -10,10 +10,11 @@ from sqlalchemy import Connection, MetaData, select, text
 
 from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.migrate.lock import held_by
-from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
+from tenancy.migrate.tracks import Tracks, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
 from tenancy.one_line import describe
 from tenancy.registry import IS_LIVE, tenants
+from tenancy.search_path import enter_schema
 
 AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")
 """Scratch schema for autogenerate; 'autogen' is a reserved slug, so no tenant can own it."""

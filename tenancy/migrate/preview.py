@@ -14,7 +14,8 @@ from tenancy.migrate.render import render_sql
 from tenancy.migrate.results import first_line
 from tenancy.migrate.targets import Step, check_target
 from tenancy.migrate.tracks import Tracks
-from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
+from tenancy.naming import REGISTRY_SCHEMA
+from tenancy.search_path import psql_enter
 
 
 async def print_sql(
@@ -56,7 +57,4 @@ def _group_sql(tracks: Tracks, group: Group) -> str:
 
 def _in_tenant_transaction(schema: str, sql: str) -> str:
     """The rendered SQL under the tenant's transaction-scoped search_path, ready for psql."""
-    return (
-        f"BEGIN;\nSELECT set_config('search_path', '{tenant_search_path(schema)}', true);\n"
-        f"{sql}COMMIT;\n\n"
-    )
+    return f"BEGIN;\n{psql_enter(schema)}{sql}COMMIT;\n\n"
