@@ -3,7 +3,6 @@
 import asyncio
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -115,15 +114,6 @@ class ResolvedTenant:
         return self.status == "active"
 
 
-@dataclass(frozen=True, slots=True)
-class TenantRow:
-    slug: str
-    schema: str
-    display_name: str
-    status: str
-    created_at: datetime
-
-
 def _tenants_with_active_keys():
     """tenants LEFT JOIN their active keys, live tenants only: one row per (tenant, key)."""
     return (
@@ -196,19 +186,6 @@ async def resolve_tenants(
         _assemble(batch, tenants_by_slug)
         await asyncio.sleep(0)  # let requests in between batches
     return tenants_by_slug
-
-
-async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
-    rows = await conn.execute(
-        select(
-            tenants.c.slug,
-            tenants.c.schema_name,
-            tenants.c.display_name,
-            tenants.c.status,
-            tenants.c.created_at,
-        ).order_by(tenants.c.slug)
-    )
-    return [TenantRow(*row) for row in rows]
 
 
 async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
