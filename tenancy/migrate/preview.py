@@ -11,10 +11,10 @@ from tenancy.migrate.census import read_versions, registered_tenants, shared_rev
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.plan import Group, make_plan
 from tenancy.migrate.render import render_sql
-from tenancy.migrate.results import first_line
 from tenancy.migrate.targets import Step, check_target
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import REGISTRY_SCHEMA
+from tenancy.one_line import first_line_with_type
 from tenancy.search_path import psql_enter
 
 
@@ -51,7 +51,7 @@ def _group_sql(tracks: Tracks, group: Group) -> str:
     try:
         sql = render_sql(tracks.tenant, step.from_rev, step.destination, downgrade=step.downgrade)
     except Exception as exc:  # revision code that cannot run without a database
-        return note + f"-- it cannot be rendered offline: {first_line(exc)}\n"
+        return note + f"-- it cannot be rendered offline: {first_line_with_type(exc)}\n"
     return note + "-- its offline SQL, which may differ per tenant:\n" + sql
 
 
