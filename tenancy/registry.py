@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenancy.live_tenants import live_tenants_query
 from tenancy.naming import REGISTRY_SCHEMA, checked_schema
 
 registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
@@ -196,10 +197,8 @@ async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
     """Schema names of all live tenants (or of the given slugs), each checked against the naming
     rule; archived tenants have no schema in the tenant namespace, so they are left out."""
-    stmt = select(tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
-    if slugs:
-        stmt = stmt.where(tenants.c.slug.in_(slugs))
-    return [checked_schema(name) for name in (await conn.scalars(stmt))]
+    rows = await conn.exec_driver_sql(*live_tenants_query(slugs or ()))
+    return [checked_schema(row.schema_name) for row in rows]
 
 
 async def announce_change(conn: AsyncConnection, slug: str) -> None:
