@@ -46,7 +46,7 @@ from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.provisioning import create_tenant
 from tenancy.roles import runtime_group, tenant_grants
-from tenancy.search_path import ENTER_SCHEMA_ASYNCPG
+from tenancy.search_path import ENTER_SCHEMA_ASYNCPG, search_path_value
 from tenancy.settings import TenancySettings
 from tenancy.testing.drop import drop_database
 
@@ -122,7 +122,7 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
         schema = tenant_schema(slug)
         async with raw.transaction():
             await raw.execute(f"CREATE SCHEMA {quote_schema(schema)}")
-            await raw.execute(ENTER_SCHEMA_ASYNCPG, schema)
+            await raw.execute(ENTER_SCHEMA_ASYNCPG, search_path_value(schema))
             await raw.execute(head_sql)
             group = runtime_group(await raw.fetchval("SELECT current_database()"))
             if await raw.fetchval("SELECT to_regrole($1) IS NOT NULL", group):
