@@ -36,13 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.models import TenantBase
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
-from tenancy.database import (
-    asyncpg_dsn,
-    bootstrap_url,
-    create_engine,
-    drop_database,
-    ensure_database,
-)
+from tenancy.database import asyncpg_dsn, bootstrap_url, create_engine, ensure_database
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.build.head_ddl import HeadDDL
 from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
@@ -52,7 +46,9 @@ from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.provisioning import create_tenant
 from tenancy.roles import runtime_group, tenant_grants
+from tenancy.search_path import ENTER_SCHEMA_ASYNCPG, search_path_value
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 
 FLOOR_VS_RAW, GOAL_VS_RAW, FLAT = 3.0, 1.5, 1.2
 
@@ -126,7 +122,7 @@ def methods_for(engine: AsyncEngine, raw: asyncpg.Connection, tracks: Tracks) ->
         schema = tenant_schema(slug)
         async with raw.transaction():
             await raw.execute(f"CREATE SCHEMA {quote_schema(schema)}")
-            await raw.execute("SELECT set_config('search_path', $1, true)", schema)
+            await raw.execute(ENTER_SCHEMA_ASYNCPG, search_path_value(schema))
             await raw.execute(head_sql)
             group = runtime_group(await raw.fetchval("SELECT current_database()"))
             if await raw.fetchval("SELECT to_regrole($1) IS NOT NULL", group):

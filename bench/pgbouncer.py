@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.app import create_app
 from service.paths import ALEMBIC_INI
-from tenancy.database import bootstrap_url, drop_database, ensure_database
+from tenancy.database import bootstrap_url, ensure_database
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 from tests.conftest import RUNTIME_ROLE, make_settings, run_alembic, throwaway_url
 from tests.pgbouncer import running_pgbouncer
 from tests.support import client, running_server

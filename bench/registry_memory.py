@@ -21,9 +21,10 @@ import tracemalloc
 import psutil
 from sqlalchemy import make_url, text
 
-from tenancy.database import create_engine, database_url, drop_database, ensure_database
+from tenancy.database import create_engine, database_url, ensure_database
 from tenancy.registry import registry_metadata, resolve_tenants
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 
 FILL = """
 INSERT INTO tenantry.tenants (slug, schema_name, display_name)

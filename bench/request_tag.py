@@ -16,34 +16,34 @@ import time
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
-from tenancy.observability.db_tag import SET_TENANT_SEARCH_PATH_AND_TAG
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.database import bootstrap_url, create_engine, ensure_database
+from tenancy.search_path import ENTER_SCHEMA, ENTER_SCHEMA_TAGGED
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 
 SCHEMA = "tenant_bench"
 QUERY = "SELECT id, note FROM items WHERE id = :id"
 
 
 async def baseline(conn: AsyncConnection, i: int, _tenants: int) -> None:
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": SCHEMA})
+    await conn.execute(ENTER_SCHEMA, {"schema": SCHEMA})
     await conn.execute(text(QUERY), {"id": i % 100 + 1})
 
 
 async def application_name(conn: AsyncConnection, i: int, _tenants: int) -> None:
     tag = f"tenantry:acme:{secrets.token_hex(8)}"
-    await conn.execute(SET_TENANT_SEARCH_PATH_AND_TAG, {"schema": SCHEMA, "tag": tag})
+    await conn.execute(ENTER_SCHEMA_TAGGED, {"schema": SCHEMA, "tag": tag})
     await conn.execute(text(QUERY), {"id": i % 100 + 1})
 
 
 async def comment_per_request(conn: AsyncConnection, i: int, _tenants: int) -> None:
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": SCHEMA})
+    await conn.execute(ENTER_SCHEMA, {"schema": SCHEMA})
     tagged = f"/* tenant=acme request={secrets.token_hex(8)} */ {QUERY}"
     await conn.execute(text(tagged), {"id": i % 100 + 1})
 
 
 async def comment_per_tenant(conn: AsyncConnection, i: int, tenants: int) -> None:
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": SCHEMA})
+    await conn.execute(ENTER_SCHEMA, {"schema": SCHEMA})
     tagged = f"/* tenant=t{i % tenants} */ {QUERY}"
     await conn.execute(text(tagged), {"id": i % 100 + 1})
 

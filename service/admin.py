@@ -29,6 +29,7 @@ from tenancy.lifecycle.errors import (
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
+from tenancy.one_line import first_line
 from tenancy.problems import (
     Problem,
     conflict,
@@ -235,10 +236,6 @@ async def revoke_key_route(slug: SlugPath, key_id: KeyIdPath, runtime: AdminRunt
         await revoke_key(runtime.owner_engine, key_id, slug=slug)
     await runtime.directory.reload(slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 async def _summary(runtime: Tenancy, slug: str) -> TenantOut:

@@ -8,7 +8,8 @@ the schema (and, after it, the shared extensions schema: see tenancy.naming) in 
 that opens the transaction. `SET LOCAL` ends with the transaction exactly as
 `set_config('search_path', :schema, true)` does; the simple query protocol has no bound
 parameters, so the name goes through `quote_search_path`, which only admits checked tenant
-schemas.
+schemas (the suffix, and every other way a transaction enters a tenant schema, is in
+tenancy.search_path).
 Every BEGIN also carries `RESET ALL; RESET ROLE;`, so no session-level setting that an earlier
 transaction on the pooled connection left behind (a handler's, or an injection's `SET`) is in
 force in the next one, at no extra round trip.
@@ -28,14 +29,12 @@ was read), the dialect invalidates its caches and this connection forgets every 
 """
 
 from collections.abc import Hashable
-from functools import lru_cache
 from typing import Any
 
 import asyncpg
 from sqlalchemy.util import LRUCache
 
-from tenancy.naming import quote_search_path
-from tenancy.observability.db_tag import quote_tag
+from tenancy.search_path import begin_suffix
 
 _TRANSACTION_ENDS = frozenset({"COMMIT;", "ROLLBACK;"})
 """What asyncpg's Transaction sends to end a transaction (a savepoint's end is not one)."""
@@ -58,14 +57,6 @@ WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
 """The shape of the current schema's tables: a text of 32 hex digits. Relations are found through
 pg_depend's index on the namespace they belong to (pg_class has none on relnamespace alone), so
 it costs a few index lookups, not a scan of a catalog that holds every tenant's tables."""
-
-
-@lru_cache(maxsize=4096)
-def set_local_search_path(schema: str) -> str:
-    """The BEGIN suffix that enters a tenant schema, built (and the name checked) once per schema
-    and process rather than on every request; a name that fails the check raises and is never
-    cached."""
-    return f" SET LOCAL search_path TO {quote_search_path(schema)};"
 
 
 class TenantConnection(asyncpg.Connection):
@@ -92,13 +83,8 @@ class TenantConnection(asyncpg.Connection):
 
     def search_path_on_begin(self, schema: str | None, tag: str | None = None) -> None:
         """Arm the next BEGIN with this tenant schema (and application_name tag); None disarms."""
-        suffix = ""
-        if schema:
-            suffix = set_local_search_path(schema)
-            if tag:
-                suffix += f" SET LOCAL application_name TO {quote_tag(tag)};"
         self._schema = schema or None
-        self._begin_suffix = suffix
+        self._begin_suffix = begin_suffix(schema, tag) if schema else ""
 
     @property
     def statement_namespace(self) -> Hashable:

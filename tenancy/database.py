@@ -138,18 +138,6 @@ async def ensure_database(url: str) -> bool:
         await conn.close()
 
 
-async def drop_database(url: str) -> None:
-    target = make_url(url)
-    admin = asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False))
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(
-            f"DROP DATABASE IF EXISTS {quote_database(target.database or '')} WITH (FORCE)"
-        )
-    finally:
-        await conn.close()
-
-
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection),
     prepared statements are cached per table shape (ShapeKeyedStatementCache, never behind

@@ -37,5 +37,14 @@ def postgres_error(exc: BaseException) -> BaseException | None:
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of exc's message, stripped; its type's name when it has no message."""
     text = str(exc).strip()
     return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def first_line_with_type(exc: BaseException) -> str:
+    """`UniqueViolationError: duplicate key ...`: first_line after the type's name (for a
+    per-tenant migrate result, where the type says as much as the message)."""
+    if not str(exc).strip():
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}"

@@ -26,7 +26,7 @@ from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema, tenant_schema, tenant_search_path, validate_slug
 from tenancy.registry import announce_change, tenants
 from tenancy.roles import grant_runtime
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA as SET_TENANT_SEARCH_PATH
 
 __all__ = [
     "ONBOARDING_STEPS",

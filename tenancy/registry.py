@@ -3,7 +3,6 @@
 import asyncio
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenancy.live_tenants import live_tenants_query
 from tenancy.naming import REGISTRY_SCHEMA, checked_schema
 
 registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
@@ -115,15 +115,6 @@ class ResolvedTenant:
         return self.status == "active"
 
 
-@dataclass(frozen=True, slots=True)
-class TenantRow:
-    slug: str
-    schema: str
-    display_name: str
-    status: str
-    created_at: datetime
-
-
 def _tenants_with_active_keys():
     """tenants LEFT JOIN their active keys, live tenants only: one row per (tenant, key)."""
     return (
@@ -198,19 +189,6 @@ async def resolve_tenants(
     return tenants_by_slug
 
 
-async def list_tenants(conn: AsyncConnection) -> list[TenantRow]:
-    rows = await conn.execute(
-        select(
-            tenants.c.slug,
-            tenants.c.schema_name,
-            tenants.c.display_name,
-            tenants.c.status,
-            tenants.c.created_at,
-        ).order_by(tenants.c.slug)
-    )
-    return [TenantRow(*row) for row in rows]
-
-
 async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(select(tenants.c.status, func.count()).group_by(tenants.c.status))
     return {status: count for status, count in rows}
@@ -219,10 +197,8 @@ async def tenant_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
 async def tenant_schemas(conn: AsyncConnection, slugs: list[str] | None = None) -> list[str]:
     """Schema names of all live tenants (or of the given slugs), each checked against the naming
     rule; archived tenants have no schema in the tenant namespace, so they are left out."""
-    stmt = select(tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
-    if slugs:
-        stmt = stmt.where(tenants.c.slug.in_(slugs))
-    return [checked_schema(name) for name in (await conn.scalars(stmt))]
+    rows = await conn.exec_driver_sql(*live_tenants_query(slugs or ()))
+    return [checked_schema(row.schema_name) for row in rows]
 
 
 async def announce_change(conn: AsyncConnection, slug: str) -> None:

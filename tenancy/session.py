@@ -3,17 +3,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
 
 from tenancy.connection import TenantConnection
-from tenancy.naming import checked_schema, tenant_search_path
-from tenancy.observability.db_tag import SET_TENANT_SEARCH_PATH_AND_TAG
-
-SET_TENANT_SEARCH_PATH = text("SELECT set_config('search_path', :schema, true)")
-"""Transaction-scoped (`is_local = true`) and bound: it ends with the transaction, always.
-:schema is a tenant_search_path() value (the tenant's schema, then the extensions schema)."""
+from tenancy.naming import checked_schema
+from tenancy.search_path import enter_schema
 
 _SCHEMA = "tenantry_schema"
 _TAG = "tenantry_tag"
@@ -32,18 +28,15 @@ def _enter_tenant_schema(
 
     On a TenantConnection (engines from `tenancy.database.create_engine`) the search_path rides
     with BEGIN, costing no round trip of its own; on any other connection it is set by the
-    bound statement.
+    bound statement (both forms: tenancy.search_path).
     """
     schema, tag = session.info[_SCHEMA], session.info[_TAG]
     driver = connection.connection.driver_connection
     if issubclass(type(driver), TenantConnection):  # asyncpg's isinstance says yes to any
         driver.search_path_on_begin(schema, tag)
         session.info[_ARMED] = driver
-    elif tag is None:
-        connection.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
     else:
-        path = tenant_search_path(schema)
-        connection.execute(SET_TENANT_SEARCH_PATH_AND_TAG, {"schema": path, "tag": tag})
+        enter_schema(connection, schema, tag)
 
 
 @asynccontextmanager

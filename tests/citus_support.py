@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
-from tenancy.database import asyncpg_dsn, drop_database, ensure_database, quote_database
+from tenancy.database import asyncpg_dsn, ensure_database, quote_database
+from tenancy.testing.drop import drop_database
 
 CITUS_WORKERS_ENV = "TENANTRY_CITUS_WORKERS"
 

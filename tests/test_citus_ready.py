@@ -51,7 +51,7 @@ from tenancy.provisioning import (
     create_tenant,
     run_steps,
 )
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA
 from tenancy.settings import TenancySettings
 from tests.migrate_support import ADD_PRIORITY, LIVE_BACKFILL, Fleet, scratch_alembic
 from tests.support import client, running_server
@@ -399,7 +399,7 @@ async def test_negative_control_create_schema_with_a_table_element_is_caught(
     """`CREATE SCHEMA s CREATE TABLE t ...` makes a table in the same statement: caught."""
 
     async def create_schema_and_a_table(conn: AsyncConnection, creation: Creation) -> None:
-        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": creation.schema})
+        await conn.execute(ENTER_SCHEMA, {"schema": creation.schema})
         schema = quote_schema(creation.schema)
         await run_script(conn, f"CREATE SCHEMA {schema} CREATE TABLE probe (id bigint)")
 

@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.database import create_engine, drop_database, ensure_database
+from tenancy.database import create_engine, ensure_database
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant
 from tenancy.lifecycle.archive_data import load_data
 from tenancy.lifecycle.archive_toc import InvalidArchive, parse_toc, refused_entries
@@ -37,6 +37,7 @@ from tenancy.lifecycle.pgtools import pg_tool, server_major
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 from tests.citus_support import on_citus
 from tests.conftest import throwaway_url
 from tests.lifecycle_support import cli, one_error_line

@@ -14,7 +14,7 @@ from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import archive_schema, quote_schema
 from tenancy.provisioning import CreatedTenant
 from tenancy.registry import api_keys, tenants
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA
 from tests.conftest import ADMIN_TOKEN, make_settings, run_alembic
 from tests.lifecycle_support import NOTIFY_DEADLINE, cli, eventually, footprint, one_error_line
 from tests.support import client, running_server, schema_names
@@ -116,7 +116,7 @@ async def test_restore_brings_a_schema_that_fell_behind_back_to_head(
         archived = await conn.scalar(
             select(tenants.c.archived_schema).where(tenants.c.slug == tenant.slug)
         )
-        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": archived})
+        await conn.execute(ENTER_SCHEMA, {"schema": archived})
         await conn.run_sync(run_track, tracks.tenant, archived, "base", downgrade=True)
     assert (await cli("tenants", "restore", tenant.slug)).exit_code == 0
     async with engine.connect() as conn:

@@ -11,7 +11,7 @@ from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant
 from tenancy.migrate.census import TenantRef
 from tenancy.migrate.connections import open_connections
-from tenancy.migrate.execute import Job, migrate_tenant
+from tenancy.migrate.fast_path import Job, migrate_tenant
 from tenancy.migrate.lock import MigrationInProgress, exclusive_run
 from tenancy.migrate.render import render_sql
 from tenancy.migrate.results import LockPolicy, Outcome, Summary

@@ -16,7 +16,7 @@ from tenancy.lifecycle.build.replay_script import ReplayScript
 from tenancy.lifecycle.catalog import Catalog, catalog_differences, schema_catalog
 from tenancy.migrate.tracks import Tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA
 
 
 async def catalog_of(engine: AsyncEngine, tenant: CreatedTenant) -> Catalog:
@@ -125,7 +125,7 @@ async def test_comparison_fails_on_any_single_difference(
     section, *statements = change
     expected = await catalog_of(engine, fast)
     async with engine.connect() as conn, conn.begin() as transaction:
-        await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": replayed.schema})
+        await conn.execute(ENTER_SCHEMA, {"schema": replayed.schema})
         for statement in statements:
             await conn.exec_driver_sql(statement)
         differences = catalog_differences(expected, await schema_catalog(conn, replayed.schema))

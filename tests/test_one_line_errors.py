@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.naming import quote_schema, tenant_schema
+from tenancy.one_line import first_line, first_line_with_type
 from tests.support import TENANTRY
 
 ALEMBIC = str(Path(sys.executable).parent / "alembic")
@@ -239,3 +240,20 @@ def test_a_data_dir_inside_a_postgresql_cluster_is_refused_in_one_line(inside: s
         "folder of its own",
     )
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("exc", "plain", "with_type"),
+    [
+        (ValueError("bad slug\n  detail"), "bad slug", "ValueError: bad slug"),
+        (KeyError(), "KeyError", "KeyError"),
+        (RuntimeError("  \n"), "RuntimeError", "RuntimeError"),
+        (OSError("  padded  \nmore"), "padded", "OSError: padded"),
+    ],
+)
+def test_one_first_line_for_the_cli_the_admin_api_and_migrate_results(
+    exc: BaseException, plain: str, with_type: str
+) -> None:
+    """The one definition the CLI, the admin API (tenancy.one_line.first_line) and `migrate`'s
+    per-tenant results and --sql notes (first_line_with_type) all use."""
+    assert (first_line(exc), first_line_with_type(exc)) == (plain, with_type)

@@ -19,11 +19,11 @@ from tenancy.database import (
     EMBEDDED_OWNER_ROLE,
     bootstrap_url,
     create_engine,
-    drop_database,
     ensure_database,
 )
 from tenancy.roles import RoleSetupError, setup_owner
 from tenancy.settings import TenancySettings, get_settings
+from tenancy.testing.drop import drop_database
 from tests.conftest import throwaway_url
 from tests.lifecycle_support import cli
 

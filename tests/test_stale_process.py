@@ -24,7 +24,7 @@ from tenancy.migrate.tracks import SHARED_SECTION, Tracks, load_tracks, run_trac
 from tenancy.naming import quote_archive_schema, quote_schema
 from tenancy.provisioning import create_tenant
 from tenancy.registry import tenants
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA
 from tests.conftest import ADMIN_TOKEN, make_settings
 from tests.lifecycle_support import footprint
 from tests.migrate_support import (
@@ -135,7 +135,7 @@ async def test_restore_on_a_process_older_than_the_tenant_says_it_is_behind(
             archived = await conn.scalar(
                 select(tenants.c.archived_schema).where(tenants.c.slug == tenant.slug)
             )
-            await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": archived})
+            await conn.execute(ENTER_SCHEMA, {"schema": archived})
             await conn.run_sync(run_track, load_tracks(ini).tenant, archived, "0002")
 
         refused = await http.post(f"/admin/tenants/{tenant.slug}/restore", headers=ADMIN)

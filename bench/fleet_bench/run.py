@@ -22,11 +22,12 @@ from bench.fleet_bench.measure import catalog, migrations, requests
 from bench.request_path.load import percentile
 from bench.request_path.measure import LoadShape
 from service.paths import ALEMBIC_INI
-from tenancy.database import bootstrap_url, create_engine, drop_database, ensure_database
+from tenancy.database import bootstrap_url, create_engine, ensure_database
 from tenancy.migrate.run import upgrade_shared_schema
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import REGISTRY_SCHEMA
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 
 
 async def _registry_count(engine: AsyncEngine) -> int:

@@ -25,7 +25,7 @@ from service.app import create_app
 from tenancy.database import create_engine, database_url
 from tenancy.dependencies import tenant_session
 from tenancy.naming import quote_schema
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.search_path import ENTER_SCHEMA
 from tenancy.settings import TenancySettings
 
 STATS_PATH = "/__bench/stats"
@@ -71,7 +71,7 @@ def naive_set() -> ASGIApp:
 
 async def _set_config_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.state.tenancy.sessionmaker() as session, session.begin():
-        await session.execute(SET_TENANT_SEARCH_PATH, {"schema": request.state.tenant.schema})
+        await session.execute(ENTER_SCHEMA, {"schema": request.state.tenant.schema})
         yield session
 
 

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from service.models import TenantBase, Todo
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
-from tenancy.database import create_engine, drop_database, ensure_database
+from tenancy.database import create_engine, ensure_database
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.session import tenant_transaction
 from tenancy.settings import TenancySettings
+from tenancy.testing.drop import drop_database
 
 PLAIN_MARKER = "plain"
 """Every todo of the plain database says so; tenant todos carry their tenant's slug."""

@@ -18,6 +18,7 @@ import typer
 
 from tenancy.lifecycle.errors import LifecycleError
 from tenancy.naming import InvalidSlug
+from tenancy.one_line import first_line
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,11 +51,6 @@ def output_closed() -> None:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     fail("output closed early (broken pipe)")
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def begin_work() -> None:

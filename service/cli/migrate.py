@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from service.cli.common import EXPECTED_ERRORS, begin_work, fail, first_line, output_closed
+from service.cli.common import EXPECTED_ERRORS, begin_work, fail, output_closed
 from service.paths import ALEMBIC_INI
+from tenancy.one_line import first_line
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
     from tenancy.migrate.progress import Reporter

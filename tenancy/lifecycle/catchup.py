@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.lifecycle.errors import LifecycleError, ProcessBehind
 from tenancy.migrate.tracks import Tracks, run_track
-from tenancy.naming import quote_schema, tenant_search_path
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.naming import quote_schema
+from tenancy.search_path import enter_schema
 
 
 class SchemaNotUpgradable(LifecycleError):
@@ -43,7 +43,7 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
     from alembic.script.revision import RevisionError  # Alembic only where a schema comes back
     from alembic.util import CommandError
 
-    await conn.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})
+    await conn.run_sync(enter_schema, schema)
     try:
         await conn.run_sync(run_track, tracks.tenant, schema)
     except (CommandError, RevisionError) as exc:

@@ -6,14 +6,15 @@ from contextlib import contextmanager
 
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from sqlalchemy import Connection, MetaData, select, text
+from sqlalchemy import Connection, MetaData, text
 
 from tenancy.lifecycle.errors import UnknownTenant
+from tenancy.live_tenants import live_tenants_query
 from tenancy.migrate.lock import held_by
-from tenancy.migrate.tracks import Tracks, enter_schema, load_tracks, run_track, upgrade_shared
+from tenancy.migrate.tracks import Tracks, load_tracks, run_track, upgrade_shared
 from tenancy.naming import TENANT_SCHEMA_PREFIX, checked_schema, quote_schema
 from tenancy.one_line import describe
-from tenancy.registry import IS_LIVE, tenants
+from tenancy.search_path import enter_schema
 
 AUTOGENERATE_SCHEMA = checked_schema(TENANT_SCHEMA_PREFIX + "autogen")
 """Scratch schema for autogenerate; 'autogen' is a reserved slug, so no tenant can own it."""
@@ -71,10 +72,7 @@ def wants_autogenerate(config: Config) -> bool:
 
 def tenant_schemas_of(connection: Connection, slugs: list[str]) -> list[tuple[str, str]]:
     """(slug, schema) of each live tenant, or of those named; unknown names are refused."""
-    stmt = select(tenants.c.slug, tenants.c.schema_name).where(IS_LIVE).order_by(tenants.c.id)
-    if slugs:
-        stmt = stmt.where(tenants.c.slug.in_(slugs))
-    rows = connection.execute(stmt).all()
+    rows = connection.exec_driver_sql(*live_tenants_query(slugs)).all()
     missing = set(slugs) - {row.slug for row in rows}
     if missing:
         raise UnknownTenant(f"unknown tenant(s): {', '.join(sorted(missing))}")

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 import asyncpg
 
 from tenancy.lifecycle.errors import UnknownTenant
+from tenancy.live_tenants import live_tenants_query
 from tenancy.migrate.connections import side_by_side
 from tenancy.naming import REGISTRY_SCHEMA, checked_schema, quote_schema
 
 CHUNK = 250
 """Version tables per query: keeps the locks one statement holds well under the lock table."""
 
-_TENANTS = f"SELECT id, slug, schema_name FROM {REGISTRY_SCHEMA}.tenants WHERE status <> 'archived'"
-"""Archived tenants' schemas are out of the tenant namespace: migrations leave them alone."""
 _VERSION_TABLES = """
 SELECT s.name, n.oid IS NOT NULL AS has_schema, c.oid IS NOT NULL AS has_version_table
 FROM unnest($1::text[]) AS s(name)
@@ -64,14 +63,13 @@ def missing_schema(tenant: TenantRef) -> TenantVersion:
 async def registered_tenants(
     conn: asyncpg.Connection, slugs: Sequence[str] = ()
 ) -> list[TenantRef]:
-    """Tenants from the registry (all, or the named ones); unknown slugs raise UnknownTenant."""
-    if slugs:
-        rows = await conn.fetch(_TENANTS + " AND slug = ANY($1::text[]) ORDER BY id", slugs)
-        missing = set(slugs) - {row["slug"] for row in rows}
-        if missing:
-            raise UnknownTenant(f"unknown or archived tenant(s): {', '.join(sorted(missing))}")
-    else:
-        rows = await conn.fetch(_TENANTS + " ORDER BY id")
+    """Live tenants from the registry (all, or the named ones; tenancy.live_tenants); unknown or
+    archived slugs raise UnknownTenant."""
+    sql, args = live_tenants_query(slugs)
+    rows = await conn.fetch(sql, *args)
+    missing = set(slugs) - {row["slug"] for row in rows}
+    if missing:
+        raise UnknownTenant(f"unknown or archived tenant(s): {', '.join(sorted(missing))}")
     return [TenantRef(row["id"], row["slug"], checked_schema(row["schema_name"])) for row in rows]
 
 

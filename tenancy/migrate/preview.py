@@ -11,10 +11,11 @@ from tenancy.migrate.census import read_versions, registered_tenants, shared_rev
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.plan import Group, make_plan
 from tenancy.migrate.render import render_sql
-from tenancy.migrate.results import first_line
 from tenancy.migrate.targets import Step, check_target
 from tenancy.migrate.tracks import Tracks
-from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
+from tenancy.naming import REGISTRY_SCHEMA
+from tenancy.one_line import first_line_with_type
+from tenancy.search_path import psql_enter
 
 
 async def print_sql(
@@ -50,13 +51,10 @@ def _group_sql(tracks: Tracks, group: Group) -> str:
     try:
         sql = render_sql(tracks.tenant, step.from_rev, step.destination, downgrade=step.downgrade)
     except Exception as exc:  # revision code that cannot run without a database
-        return note + f"-- it cannot be rendered offline: {first_line(exc)}\n"
+        return note + f"-- it cannot be rendered offline: {first_line_with_type(exc)}\n"
     return note + "-- its offline SQL, which may differ per tenant:\n" + sql
 
 
 def _in_tenant_transaction(schema: str, sql: str) -> str:
     """The rendered SQL under the tenant's transaction-scoped search_path, ready for psql."""
-    return (
-        f"BEGIN;\nSELECT set_config('search_path', '{tenant_search_path(schema)}', true);\n"
-        f"{sql}COMMIT;\n\n"
-    )
+    return f"BEGIN;\n{psql_enter(schema)}{sql}COMMIT;\n\n"

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tenancy.migrate.census import TenantRef
+from tenancy.one_line import first_line_with_type
 
 if TYPE_CHECKING:
     from tenancy.migrate.targets import Step
@@ -88,16 +89,10 @@ class Attempt:
         )
 
     def failed(self, exc: BaseException) -> TenantResult:
-        return self.ended(Outcome.FAILED, first_line(exc))
+        return self.ended(Outcome.FAILED, first_line_with_type(exc))
 
     def moved(self, found: tuple[str, ...]) -> TenantResult:
         return self.ended(Outcome.MOVED, f"found at {', '.join(found) or 'base'}")
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def is_lock_conflict(exc: BaseException) -> bool:

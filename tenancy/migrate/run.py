@@ -5,7 +5,8 @@
     plan    every tenant's revision in one pass; group by (from, to); skip those at target
     render  each group's SQL once (Alembic offline mode)
     run     each tenant in its own transaction, a few connections side by side;
-            groups that need a live connection go through Alembic contexts, one at a time
+            (the fast path, fast_path.py); groups that need a live connection go through
+            Alembic contexts, one at a time (the Alembic path, alembic_path.py)
     again   plan the tenants not yet settled (moved during the run, or onboarded by a process
             that still had the old head) until nothing is left
 
@@ -21,10 +22,10 @@ import asyncpg
 
 from tenancy.citus import is_citus, statements_for
 from tenancy.database import asyncpg_dsn
+from tenancy.migrate.alembic_path import run_in_contexts
 from tenancy.migrate.census import read_versions, registered_tenants, shared_revision
 from tenancy.migrate.connections import alembic_connection, open_connections, side_by_side
-from tenancy.migrate.contexts import run_in_contexts
-from tenancy.migrate.execute import Job, run_jobs
+from tenancy.migrate.fast_path import Job, run_jobs
 from tenancy.migrate.lock import exclusive_run
 from tenancy.migrate.plan import make_plan
 from tenancy.migrate.progress import Reporter

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenancy.migrate.revision_cache import SHARED_SECTION
-from tenancy.naming import REGISTRY_SCHEMA, tenant_search_path
-from tenancy.session import SET_TENANT_SEARCH_PATH
+from tenancy.naming import REGISTRY_SCHEMA
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -164,8 +163,3 @@ def upgrade_shared(connection: Connection, tracks: Tracks) -> None:
     """Bring the registry schema to head in the caller's transaction."""
     connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA}")
     run_track(connection, tracks.shared, REGISTRY_SCHEMA)
-
-
-def enter_schema(connection: Connection, schema: str) -> None:
-    """Make schema the search_path (then the extensions schema) until the transaction ends."""
-    connection.execute(SET_TENANT_SEARCH_PATH, {"schema": tenant_search_path(schema)})

@@ -18,8 +18,9 @@ from tenancy.migrate.alembic_env import AUTOGENERATE_SCHEMA
 from tenancy.migrate.census import TenantVersion, read_versions, registered_tenants
 from tenancy.migrate.connections import alembic_connection
 from tenancy.migrate.targets import UnknownRevision, revision_of
-from tenancy.migrate.tracks import Tracks, enter_schema, run_track
+from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import quote_schema
+from tenancy.search_path import enter_schema
 
 SCRATCH_SCHEMA = AUTOGENERATE_SCHEMA
 """Where references are built (a reserved slug's schema, so no tenant can own it)."""

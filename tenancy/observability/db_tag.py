@@ -1,26 +1,19 @@
 """What pg_stat_activity shows for a request's transaction: its tenant and request id.
 
 The tag is a transaction-scoped `application_name`, set in the round trip that opens the
-transaction (appended to BEGIN by tenancy.connection, or bound in the same statement as the
-search_path on other engines), so it costs no round trip, keeps statement texts constant
-(asyncpg's prepared-statement cache stays warm) and ends with the transaction. A SQL comment per
-request would make every statement text unique and defeat that cache.
+transaction (appended to BEGIN, or bound in the same statement as the search_path on other
+engines: both forms are in tenancy.search_path), so it costs no round trip, keeps statement
+texts constant (asyncpg's prepared-statement cache stays warm) and ends with the transaction.
+A SQL comment per request would make every statement text unique and defeat that cache.
 """
 
 import re
-
-from sqlalchemy import text
 
 _TAG = re.compile(r"[A-Za-z0-9._:-]{1,63}")
 _NOT_TAG_CHARACTER = re.compile(r"[^A-Za-z0-9._:-]")
 
 APPLICATION_NAME_MAX = 63
 """PostgreSQL keeps the first NAMEDATALEN - 1 bytes of application_name."""
-
-SET_TENANT_SEARCH_PATH_AND_TAG = text(
-    "SELECT set_config('search_path', :schema, true), set_config('application_name', :tag, true)"
-)
-"""Both transaction-scoped and bound: the tag never outlives the request's transaction."""
 
 
 def request_tag(application_name: str, slug: str, request_id: str | None) -> str:

@@ -1,10 +1,11 @@
-"""The careful path: tenants whose step needs a live connection, through real Alembic contexts.
+"""The Alembic path (the careful one): tenants whose step needs a live connection, through real
+Alembic contexts.
 
 Alembic's `op` and `context` are module-global proxies, so two migration contexts interleaving
 in one process (threads, or greenlets via `run_sync`) would overwrite each other. This path
 therefore runs one tenant at a time on one connection; it may share the event loop with the
-asyncpg lanes of execute.py because those never touch `op`, and every group's SQL is rendered
-before any lane starts.
+asyncpg lanes of the fast path (fast_path.py) because those never touch `op`, and every group's
+SQL is rendered before any lane starts.
 """
 
 import asyncio
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenancy.migrate.execute import HAS_VERSION_TABLE, LOCK_VERSION_ROWS, Job
+from tenancy.migrate.fast_path import HAS_VERSION_TABLE, LOCK_VERSION_ROWS, Job
 from tenancy.migrate.results import (
     Attempt,
     LockPolicy,
@@ -24,7 +25,8 @@ from tenancy.migrate.results import (
     expected_heads,
     is_lock_conflict,
 )
-from tenancy.migrate.tracks import enter_schema, run_track
+from tenancy.migrate.tracks import run_track
+from tenancy.search_path import enter_schema
 
 _SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :timeout, true)")
 

@@ -24,10 +24,7 @@ from tenancy.migrate.results import (
     is_lock_conflict,
 )
 from tenancy.migrate.targets import Step
-from tenancy.naming import tenant_search_path
-
-ENTER_TENANT = "SELECT set_config('search_path', $1, true), set_config('lock_timeout', $2, true)"
-"""Transaction-scoped search_path (bound) and lock_timeout: both end with the transaction."""
+from tenancy.search_path import ENTER_SCHEMA_WITH_LOCK_TIMEOUT, search_path_value
 
 HAS_VERSION_TABLE = "SELECT to_regclass('alembic_version') IS NOT NULL"
 LOCK_VERSION_ROWS = "SELECT version_num FROM alembic_version FOR UPDATE"
@@ -69,7 +66,9 @@ async def migrate_tenant(conn: asyncpg.Connection, job: Job, policy: LockPolicy)
         try:
             async with conn.transaction():
                 await conn.fetchrow(
-                    ENTER_TENANT, tenant_search_path(job.tenant.schema), policy.setting
+                    ENTER_SCHEMA_WITH_LOCK_TIMEOUT,
+                    search_path_value(job.tenant.schema),
+                    policy.setting,
                 )
                 found = await _lock_version(conn, job.step)
                 if found != expected_heads(job.step):
