@@ -21,9 +21,9 @@ import time
 from fastapi import FastAPI
 
 from service.app import create_app
+from tenancy.middleware.observer import RequestObserver
 from tenancy.observability.access_log import access_logger
 from tenancy.observability.log_format import JsonFormatter
-from tenancy.observability.requests import RequestObserver
 from tenancy.settings import TenancySettings
 
 SETTINGS = TenancySettings(database_url="postgresql+asyncpg://unused@127.0.0.1/unused")

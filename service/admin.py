@@ -38,11 +38,11 @@ from tenancy.problems import (
     process_behind,
 )
 from tenancy.provisioning import create_tenant
-from tenancy.runtime import Tenancy
+from tenancy.runtime import Runtime
 
 
-def require_admin(request: Request) -> Tenancy:
-    runtime: Tenancy = request.state.tenancy
+def require_admin(request: Request) -> Runtime:
+    runtime: Runtime = request.state.runtime
     expected = runtime.settings.admin_token
     if expected is None:
         raise Problem(
@@ -64,7 +64,7 @@ def require_admin(request: Request) -> Tenancy:
     return runtime
 
 
-AdminRuntime = Annotated[Tenancy, Depends(require_admin)]
+AdminRuntime = Annotated[Runtime, Depends(require_admin)]
 SlugPath = Annotated[str, Path(max_length=64, description="The tenant's slug")]
 KeyIdPath = Annotated[str, Path(max_length=64, description="The key's id (after `tnt_`)")]
 
@@ -238,7 +238,7 @@ async def revoke_key_route(slug: SlugPath, key_id: KeyIdPath, runtime: AdminRunt
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _summary(runtime: Tenancy, slug: str) -> TenantOut:
+async def _summary(runtime: Runtime, slug: str) -> TenantOut:
     async with runtime.owner_engine.connect() as conn:
         rows = await tenant_inventory(conn, slug)
     if not rows:

@@ -19,19 +19,14 @@ from starlette.exceptions import HTTPException
 from service import admin, health, metrics, openapi, songs, todos, users
 from service.docs_ui import install_docs
 from service.paths import ALEMBIC_INI
+from tenancy import middleware
 from tenancy.database import api_database_url, database_url
-from tenancy.headers import HeaderGuard
-from tenancy.limits import BodySizeLimit
-from tenancy.middleware import TenantMiddleware
 from tenancy.observability.access_log import log_request
 from tenancy.observability.metrics import ServiceMetrics
-from tenancy.observability.requests import REQUEST_ID_STATE, RequestObserver
 from tenancy.problems import Problem
-from tenancy.ratelimit import RateLimiter, RateLimitMiddleware
-from tenancy.replay import ReplayStaleStatements
-from tenancy.runtime import Tenancy
+from tenancy.runtime import Runtime
 from tenancy.settings import TenancySettings, get_settings
-from tenancy.vanished import VanishedSchemas
+from tenancy.state_keys import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +67,9 @@ def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEM
     # matches a path of another, so the order changes nothing else)
     for module in (todos, users, songs, health, metrics, admin):
         _add_routes(app, module.router)
-    _install_middleware(app, settings, service_metrics)
+    middleware.install(
+        app, settings, PUBLIC_PREFIXES, sinks=[log_request, service_metrics.http.observe]
+    )
     _install_problem_handlers(app)
     openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
     return app
@@ -128,11 +125,11 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics, alembi
     finished) stop the metrics' view of the pool and dispose of the pool."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Tenancy]]:
-        runtime = await Tenancy.start(
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
+        runtime = await Runtime.start(
             settings, await api_database_url(settings), alembic_ini, await database_url(settings)
         )
-        app.state.tenancy = runtime  # for introspection; requests use their own state
+        app.state.runtime = runtime  # for introspection; requests use their own state
         service_metrics.bind(runtime.engine)
         _freeze_start_up()
         try:
@@ -152,30 +149,6 @@ def _freeze_start_up() -> None:
     if gc.get_freeze_count():
         gc.collect()
         gc.freeze()
-
-
-def _install_middleware(
-    app: FastAPI, settings: TenancySettings, service_metrics: ServiceMetrics
-) -> None:
-    """Outermost first: RequestObserver -> HeaderGuard -> BodySizeLimit -> TenantMiddleware ->
-    RateLimitMiddleware -> VanishedSchemas (a schema gone mid-flight: 401/403/503 or run again)
-    -> ReplayStaleStatements (replays the route only) -> routes."""
-    app.add_middleware(ReplayStaleStatements)
-    app.add_middleware(VanishedSchemas)
-    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    app.add_middleware(
-        TenantMiddleware,
-        header=settings.tenant_header,
-        public_prefixes=PUBLIC_PREFIXES,
-    )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        HeaderGuard,
-        identity_headers=(settings.tenant_header, "Authorization"),
-        max_headers=settings.max_headers,
-    )
-    app.add_middleware(RequestObserver, sinks=[log_request, service_metrics.http.observe])
 
 
 def _friendlier(error: Any, request: Request) -> str:
@@ -252,7 +225,7 @@ def _install_problem_handlers(app: FastAPI) -> None:
         A pool timeout raised in a middleware (a registry lookup) lands here too: still busy."""
         if isinstance(exc, PoolTimeout):
             return await busy(request, exc)
-        request_id = getattr(request.state, REQUEST_ID_STATE, None)
+        request_id = getattr(request.state, REQUEST_ID_KEY, None)
         log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
         headers = {"X-Request-ID": request_id} if request_id else None
         return Problem(500, "internal-error", "Internal server error").response(headers=headers)

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import text
 
 from tenancy.problems import Problem, problem_responses
-from tenancy.runtime import Tenancy
+from tenancy.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +33,7 @@ class Readiness:
         self._checked_at = float("-inf")
         self._result: dict[str, str] | Problem = Problem(503, "not-ready", "Not checked yet")
 
-    async def check(self, runtime: Tenancy) -> dict[str, str]:
+    async def check(self, runtime: Runtime) -> dict[str, str]:
         """The readiness body; raises Problem(503) when not ready."""
         async with self._lock:
             if time.monotonic() - self._checked_at >= self.seconds:
@@ -46,7 +46,7 @@ class Readiness:
         return result
 
 
-async def _check(runtime: Tenancy) -> dict[str, str] | Problem:
+async def _check(runtime: Runtime) -> dict[str, str] | Problem:
     try:
         async with runtime.engine.connect() as conn:
             revision = await conn.scalar(SHARED_REVISION)
@@ -68,4 +68,4 @@ async def readyz(request: Request) -> dict[str, str]:
     """Ready when the database answers and the shared schema is at the code's head (checked at
     most once per TENANTRY_READINESS_CACHE_SECONDS)."""
     readiness: Readiness = request.app.state.readiness  # set by service.app.create_app
-    return await readiness.check(request.state.tenancy)
+    return await readiness.check(request.state.runtime)

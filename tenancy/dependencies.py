@@ -6,9 +6,9 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tenancy.observability.db_tag import request_tag
-from tenancy.observability.requests import REQUEST_ID_STATE
 from tenancy.registry import ResolvedTenant
 from tenancy.session import tenant_transaction
+from tenancy.state_keys import REQUEST_ID_KEY
 
 
 def current_tenant(request: Request) -> ResolvedTenant:
@@ -19,9 +19,9 @@ def current_tenant(request: Request) -> ResolvedTenant:
 async def tenant_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's one transaction, in the tenant's schema; use with Depends(scope="function")
     so that it commits before the response is sent."""
-    runtime = request.state.tenancy
+    runtime = request.state.runtime
     tenant = current_tenant(request)
-    request_id = getattr(request.state, REQUEST_ID_STATE, None)
+    request_id = getattr(request.state, REQUEST_ID_KEY, None)
     tag = request_tag(runtime.settings.application_name, tenant.slug, request_id)
     async with tenant_transaction(runtime.sessionmaker, tenant.schema, tag) as session:
         yield session

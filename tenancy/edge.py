@@ -29,8 +29,8 @@ the three bounds at the server layer, around the parser rather than inside it:
 
 Refusals are problem+json like every other error. Memory held by unfinished heads is thus at most
 about max_connections x (max_header_bytes + 256 KiB), each for at most header_timeout seconds.
-The count of header lines that did arrive is checked in the app (tenancy.headers.HeaderGuard,
-431).
+The count of header lines that did arrive is checked in the app
+(tenancy.middleware.header_guard.HeaderGuard, 431).
 
 A reverse proxy in front still has to bound what uvicorn cannot see: connections per client
 address, request rate per address, and slow *bodies* (see README, "The request edge").

@@ -64,7 +64,7 @@ tenants = Table(
     CheckConstraint("rate_limit_per_second > 0", name="tenants_rate_limit_per_second_check"),
     CheckConstraint("rate_limit_burst >= 1", name="tenants_rate_limit_burst_check"),
 )
-"""rate_limit_*: NULL means the default of the settings (see tenancy.ratelimit)."""
+"""rate_limit_*: NULL means the default of the settings (see tenancy.middleware.rate_limit)."""
 
 api_keys = Table(
     "api_keys",

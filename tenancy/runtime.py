@@ -15,13 +15,11 @@ from tenancy.database import asyncpg_dsn, create_engine
 from tenancy.directory import RegistryListener, TenantDirectory
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.settings import TenancySettings
-
-STATE_KEY = "tenancy"
-"""The key of the running Tenancy in the ASGI lifespan state (request.state.tenancy)."""
+from tenancy.state_keys import RUNTIME_KEY
 
 
 @dataclass
-class Tenancy:
+class Runtime:
     settings: TenancySettings
     engine: AsyncEngine
     owner_engine: AsyncEngine
@@ -33,7 +31,7 @@ class Tenancy:
     @classmethod
     async def start(
         cls, settings: TenancySettings, url: str, alembic_ini: Path, owner_url: str | None = None
-    ) -> "Tenancy":
+    ) -> "Runtime":
         """url: the runtime role's (request path); owner_url: the owner's, for onboarding."""
         engine = create_engine(url, settings)
         directory = TenantDirectory(engine, ttl=settings.registry_cache_ttl)
@@ -54,9 +52,9 @@ class Tenancy:
             tracks=load_tracks(alembic_ini),
         )
 
-    def lifespan_state(self) -> dict[str, "Tenancy"]:
+    def lifespan_state(self) -> dict[str, "Runtime"]:
         """Yield this from a lifespan so that every request's state carries the runtime."""
-        return {STATE_KEY: self}
+        return {RUNTIME_KEY: self}
 
     async def close(self) -> None:
         await self.listener.stop()

@@ -35,7 +35,7 @@ async def known_to_running_apps(database_url: str, *slugs: str) -> None:
     database = make_url(database_url).database
     async with asyncio.timeout(10):
         for app in list(RUNNING_APPS):
-            runtime = getattr(app.state, "tenancy", None)
+            runtime = getattr(app.state, "runtime", None)
             if runtime is None or runtime.engine.url.database != database:
                 continue
             directory = runtime.directory

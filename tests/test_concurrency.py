@@ -24,7 +24,7 @@ REQUESTS = 300
 
 async def naive_session_level_search_path(request: Request) -> AsyncIterator[AsyncSession]:
     """The classic mistake: a session-level SET, never reset, so it rides along in the pool."""
-    runtime = request.state.tenancy
+    runtime = request.state.runtime
     async with runtime.sessionmaker() as session:
         schema = quote_schema(request.state.tenant.schema)
         await session.execute(text(f"SET search_path TO {schema}"))
@@ -93,7 +93,7 @@ async def isolation_problems(
         for http in clients.values():
             await http.aclose()
         for current, default in await pooled_search_paths(
-            app.state.tenancy.engine, settings.pool_size
+            app.state.runtime.engine, settings.pool_size
         ):
             if current != default:
                 problems.append(f"pooled connection kept search_path {current!r}")

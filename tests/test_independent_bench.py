@@ -11,7 +11,7 @@ from bench.independent.layers import LAYERS, MIDDLEWARE, without
 from bench.independent.profile import OTHER, layer_of, read_samples
 from bench.request_path.measure import LoadShape
 from service.app import create_app
-from tenancy.observability.requests import RequestObserver
+from tenancy.middleware.observer import RequestObserver
 from tenancy.settings import TenancySettings
 
 TINY = LoadShape(duration=0.3, warmup=0.1, connections=2, rounds=1, todos=5)
@@ -54,7 +54,8 @@ def test_each_layer_variant_differs_from_the_shipped_app_by_that_layer(
 
 def test_profile_samples_are_charged_to_the_deepest_known_layer() -> None:
     raw = (
-        "run (uvicorn/main.py:1);handle (tenancy/middleware.py:40);dumps (json/__init__.py:2) 3\n"
+        "run (uvicorn/main.py:1);handle (tenancy/middleware/tenant.py:40);"
+        "dumps (json/__init__.py:2) 3\n"
         "run (uvicorn/main.py:1);log_request (tenancy/observability/access_log.py:9);"
         "dumps (json/__init__.py:2) 2\n"
         "<module> (x.py:1) 1\n"

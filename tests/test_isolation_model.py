@@ -304,7 +304,7 @@ def test_random_concurrent_rounds_over_two_connections_match_the_model(
 async def search_path_set_once_per_connection(request: Request) -> AsyncIterator[AsyncSession]:
     """A plausible bug: the path is set (session-level) when a pooled connection is new and then
     trusted, so the next tenant to get that connection reads the first one's schema."""
-    runtime = request.state.tenancy
+    runtime = request.state.runtime
     async with runtime.sessionmaker() as session:
         if (await session.scalar(text("SELECT current_setting('search_path')"))).startswith('"$'):
             schema = quote_schema(request.state.tenant.schema)

@@ -29,7 +29,7 @@ from tenancy.lifecycle.transfer import export_tenant, import_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
 from tenancy.provisioning import CreatedTenant, create_tenant
-from tenancy.runtime import Tenancy
+from tenancy.runtime import Runtime
 from tests.conftest import make_settings
 from tests.support import client, running_server
 
@@ -47,7 +47,7 @@ async def deaf_server(database: str) -> AsyncIterator[tuple[str, FastAPI]]:
     """A server whose registry listener is stopped: it hears of no change (hour-long cache)."""
     app = create_app(make_settings(database, registry_cache_ttl=3600))
     async with running_server(app) as base_url:
-        runtime: Tenancy = app.state.tenancy
+        runtime: Runtime = app.state.runtime
         await runtime.listener.stop()
         yield base_url, app
 

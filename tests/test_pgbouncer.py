@@ -51,7 +51,7 @@ def through(bouncer: Bouncer, database: str, runtime_url: str, **overrides) -> T
 async def search_path_set_before_the_transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """A session-level SET in a statement of its own, then the request's transaction: one server
     connection when direct, but behind transaction pooling the two may run on different ones."""
-    runtime = request.state.tenancy
+    runtime = request.state.runtime
     async with runtime.engine.connect() as conn:
         await conn.execute(text(f"SET search_path TO {quote_schema(request.state.tenant.schema)}"))
         await conn.commit()

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.middleware.rate_limit import RateLimiter, TokenBucket
 from tenancy.provisioning import CreatedTenant
-from tenancy.ratelimit import RateLimiter, TokenBucket
+from tenancy.rate_limit_records import set_rate_limit, tenant_limits
 from tenancy.registry import ResolvedTenant
 from tenancy.settings import TenancySettings
-from tenancy.tenant_limits import set_rate_limit, tenant_limits
 from tests.support import client, run_tenantry, running_server
 
 SLOW = 0.01

@@ -47,7 +47,7 @@ class RegistryReads:
 async def served(settings: TenancySettings) -> AsyncIterator[tuple[FastAPI, str, RegistryReads]]:
     app = create_app(settings)
     async with running_server(app) as base_url:
-        reads = RegistryReads(app.state.tenancy.engine)
+        reads = RegistryReads(app.state.runtime.engine)
         try:
             yield app, base_url, reads
         finally:
@@ -76,7 +76,7 @@ async def test_100_000_unknown_slugs_cost_no_query_and_evict_no_tenant(
     settings: TenancySettings, tenant: CreatedTenant
 ) -> None:
     async with served(settings) as (app, base_url, reads):
-        directory: TenantDirectory = app.state.tenancy.directory
+        directory: TenantDirectory = app.state.runtime.directory
         assert directory.cached(tenant.slug) is not None  # loaded at start-up
         before = directory.registry_queries
         for slug in unknown_slugs(UNKNOWN):  # the directory itself: fast enough for 100,000
@@ -96,7 +96,7 @@ async def test_negative_control_a_directory_not_in_sync_reads_the_registry(
 ) -> None:
     """The counters can count: with the listener stopped, each unknown slug is one query."""
     async with served(settings) as (app, base_url, reads):
-        await app.state.tenancy.listener.stop()
+        await app.state.runtime.listener.stop()
         async with client(base_url) as http:
             for slug in unknown_slugs(5):
                 headers = {"X-Tenant-ID": slug, "Authorization": "Bearer tnt_000000000000_x"}
@@ -110,7 +110,7 @@ async def test_a_new_tenant_a_revoked_key_and_a_suspension_arrive_by_notify(
     settings: TenancySettings, engine: AsyncEngine, blueprint: TenantBlueprint, new_slug: str
 ) -> None:
     async with served(settings) as (app, base_url, reads):
-        directory: TenantDirectory = app.state.tenancy.directory
+        directory: TenantDirectory = app.state.runtime.directory
         created = await create_tenant(engine, blueprint, new_slug)  # behind the API's back
         async with client(base_url, created.slug, created.api_key) as http:
             await until(lambda: directory.cached(created.slug) is not None)
@@ -220,7 +220,7 @@ async def test_readyz_costs_no_transaction_per_call(settings: TenancySettings) -
                 nonlocal checkouts
                 checkouts += 1
 
-            pool = app.state.tenancy.engine.sync_engine.pool
+            pool = app.state.runtime.engine.sync_engine.pool
             event.listen(pool, "checkout", checked_out)
             try:
                 answers = await asyncio.gather(*(http.get("/readyz") for _ in range(50)))

@@ -257,7 +257,7 @@ async def test_no_connection_free_in_time_is_a_503_busy_problem(
         client(base_url, tenant.slug, tenant.api_key) as http,
     ):
         assert (await http.get("/todos")).status_code == 200
-        async with app.state.tenancy.engine.connect():  # the pool's only connection, held
+        async with app.state.runtime.engine.connect():  # the pool's only connection, held
             busy = await http.get("/todos")
     assert busy.status_code == 503
     assert busy.headers["content-type"] == "application/problem+json"

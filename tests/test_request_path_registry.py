@@ -24,7 +24,7 @@ async def test_cached_tenants_cost_no_registry_query_however_many_requests(
 ) -> None:
     app = create_app(settings)
     async with running_server(app) as base_url:
-        directory: TenantDirectory = app.state.tenancy.directory
+        directory: TenantDirectory = app.state.runtime.directory
         tenants = (tenant, other_tenant)
         https = [client(base_url, t.slug, t.api_key) for t in tenants]
         for http in https:

@@ -35,8 +35,8 @@ from bench.request_path.databases import BenchDatabases, BenchTenant
 from service.app import create_app
 from tenancy.database import bootstrap_url
 from tenancy.observability.log_format import configure_logging
-from tenancy.runtime import STATE_KEY
 from tenancy.settings import TenancySettings
+from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
 
 SHIPPED = "tenantry as shipped"
 PATHS = ("/todos/{id}", "/todos?limit=20")
@@ -178,7 +178,7 @@ _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"2")]
 async def isolated_costs(driver: Driver, tenant: BenchTenant, calls: int) -> dict[str, float]:
     """µs of CPU per request of each middleware alone around `_answer` (minus `_answer` alone),
     and of the whole chain, in the shipped order; the tenant as TenantMiddleware admits it."""
-    admitted = await driver.state[STATE_KEY].directory.get(tenant.slug)
+    admitted = await driver.state[RUNTIME_KEY].directory.get(tenant.slug)
     chains: dict[str, ASGIApp] = {"(the app alone)": _answer}
     stack: ASGIApp = _answer
     for middleware in reversed(driver.app.user_middleware):
@@ -203,7 +203,7 @@ async def _cpu_of(
         for _ in range(calls):
             scope = driver.scope("/todos/1", tenant)
             if admitted is not None:
-                scope["state"]["tenant"] = admitted
+                scope["state"][TENANT_KEY] = admitted
             await app(scope, _receive, _discard)
         best = min(best, (time.process_time() - started_cpu) / calls * 1e6)
     return best

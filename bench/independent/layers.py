@@ -23,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service import admin, health, metrics, songs, todos, users
 from service.app import create_app as create_shipped_app
 from tenancy.dependencies import current_tenant, tenant_session
-from tenancy.headers import HeaderGuard
-from tenancy.limits import BodySizeLimit
+from tenancy.middleware.body_size import BodySizeLimit
+from tenancy.middleware.header_guard import HeaderGuard
+from tenancy.middleware.observer import RequestObserver
+from tenancy.middleware.rate_limit import RateLimitMiddleware
+from tenancy.middleware.replay import ReplayStaleStatements
+from tenancy.middleware.vanished import VanishedSchemas
 from tenancy.observability.access_log import log_request
-from tenancy.observability.requests import RequestObserver
-from tenancy.ratelimit import RateLimitMiddleware
-from tenancy.replay import ReplayStaleStatements
 from tenancy.session import tenant_transaction
-from tenancy.vanished import VanishedSchemas
 
 MIDDLEWARE = {
     "observer": RequestObserver,
@@ -44,7 +44,7 @@ LAYERS = (*MIDDLEWARE, "metrics", "db_tag", "flat_routes")
 
 
 async def _untagged_session(request: Request) -> AsyncIterator[AsyncSession]:
-    runtime = request.state.tenancy
+    runtime = request.state.runtime
     async with tenant_transaction(runtime.sessionmaker, current_tenant(request).schema) as session:
         yield session
 

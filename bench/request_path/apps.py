@@ -40,7 +40,7 @@ class BenchStats:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
-            directory = self.app.state.tenancy.directory
+            directory = self.app.state.runtime.directory
             response = JSONResponse({"registry_queries": directory.registry_queries})
             await response(scope, receive, send)
             return
@@ -52,7 +52,7 @@ def tenantry() -> ASGIApp:
 
 
 async def _naive_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.state.tenancy.sessionmaker() as session, session.begin():
+    async with request.state.runtime.sessionmaker() as session, session.begin():
         schema = quote_schema(request.state.tenant.schema)
         await session.execute(text(f"SET search_path TO {schema}"))
         yield session
@@ -70,7 +70,7 @@ def naive_set() -> ASGIApp:
 
 
 async def _set_config_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.state.tenancy.sessionmaker() as session, session.begin():
+    async with request.state.runtime.sessionmaker() as session, session.begin():
         await session.execute(ENTER_SCHEMA, {"schema": request.state.tenant.schema})
         yield session
 

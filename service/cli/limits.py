@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _apply(slug: str, per_second: float | None, burst: int | None) -> None:
-    from tenancy.tenant_limits import set_rate_limit
+    from tenancy.rate_limit_records import set_rate_limit
 
     async def main() -> None:
         async with owner_engine() as engine:
@@ -45,8 +45,8 @@ def limits_set(
         raise typer.BadParameter("give --per-second, --burst or both")
     if per_second is not None and per_second <= 0:
         raise typer.BadParameter("--per-second must be greater than 0")
+    from tenancy.rate_limit_records import TenantLimit, WouldBeUnlimited, update_rate_limit
     from tenancy.settings import get_settings
-    from tenancy.tenant_limits import TenantLimit, WouldBeUnlimited, update_rate_limit
 
     default_rate = get_settings().rate_limit_per_second
 
@@ -76,7 +76,7 @@ def limits_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array")] = False,
 ) -> None:
     """Tenants with a limit of their own."""
-    from tenancy.tenant_limits import tenant_limits
+    from tenancy.rate_limit_records import tenant_limits
 
     async def main():
         async with owner_engine() as engine, engine.connect() as conn:
@@ -105,8 +105,8 @@ def limits_list(
 
 def _describe(per_second: float | None, burst: int | None) -> str:
     """The limit in force, own values and the settings' defaults combined."""
+    from tenancy.rate_limit_records import effective_limit
     from tenancy.settings import get_settings
-    from tenancy.tenant_limits import effective_limit
 
     settings = get_settings()
     limit = effective_limit(

@@ -1,1 +1,2 @@
-"""Seeing a running service: request records, logs, metrics, and tags for pg_stat_activity."""
+"""Seeing a running service: logs and metrics of the request records (made by
+tenancy.middleware.observer), and tags for pg_stat_activity."""

@@ -2,7 +2,7 @@
 
 import logging
 
-from tenancy.observability.requests import RequestRecord
+from tenancy.middleware.observer import RequestRecord
 
 access_logger = logging.getLogger("tenantry.access")
 

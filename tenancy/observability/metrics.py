@@ -16,9 +16,9 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenancy.middleware.observer import RequestRecord
 from tenancy.observability.pool_metrics import PoolCollector
 from tenancy.observability.registry_metrics import RegistryStats
-from tenancy.observability.requests import RequestRecord
 
 EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_STATE = "request_id"
-"""Key of the request id in scope["state"] (request.state.request_id)."""
+from tenancy.state_keys import REQUEST_ID_KEY, TENANT_KEY
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The route label of a path no route matches: raw paths would make labels unbounded."""
@@ -93,7 +92,7 @@ class RequestObserver:
         started = time.perf_counter()
         request_id = self._incoming_id(scope) or new_request_id()
         state = scope.setdefault("state", {})
-        state[REQUEST_ID_STATE] = request_id
+        state[REQUEST_ID_KEY] = request_id
         echoed = (self.header, request_id.encode("ascii"))
         status = 500  # what ServerErrorMiddleware answers when the app raises before responding
 
@@ -107,7 +106,7 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            tenant = state.get("tenant")
+            tenant = state.get(TENANT_KEY)
             record = RequestRecord(
                 method=scope["method"],
                 route=self.route_template(scope),

@@ -7,7 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tenancy import problems
 from tenancy.keys import key_matches
 from tenancy.naming import RESERVED_SLUGS, is_valid_slug
-from tenancy.runtime import STATE_KEY
+from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
 
 _BEARER = b"bearer "
 _MAX_HEADER = 64
@@ -18,7 +18,7 @@ class TenantMiddleware:
 
     Paths under `public_prefixes` (health, docs, admin), and `/` itself (it points a browser at
     the docs), pass through untouched. The tenant
-    directory comes from the lifespan state (`Tenancy.lifespan_state()`).
+    directory comes from the lifespan state (`Runtime.lifespan_state()`).
     """
 
     def __init__(
@@ -53,7 +53,7 @@ class TenantMiddleware:
         slug = slug_raw.decode("ascii")  # type: ignore[union-attr]  # _malformed checked it
 
         state = scope["state"]
-        tenant = await state[STATE_KEY].directory.get(slug)
+        tenant = await state[RUNTIME_KEY].directory.get(slug)
         token = _bearer_token(token_raw)
         if not key_matches(token, tenant.key_hashes if tenant else {}) or tenant is None:
             await problems.unauthorized().response(headers={"WWW-Authenticate": "Bearer"})(
@@ -64,7 +64,7 @@ class TenantMiddleware:
             await problems.tenant_suspended().response()(scope, receive, send)
             return
 
-        state["tenant"] = tenant
+        state[TENANT_KEY] = tenant
         await self.app(scope, receive, send)
 
 

@@ -19,7 +19,7 @@ def effective_limit(
     """(requests per second, burst) for a tenant, or None: not limited.
 
     The tenant's own values (registry) win over the defaults (settings); without a burst, the
-    rate rounded up (at least 1). Here, not in tenancy.ratelimit (the ASGI middleware), so that
+    rate rounded up (at least 1). Here, not in tenancy.middleware.rate_limit, so that
     `tenantry limits` reaches it without importing Starlette.
     """
     rate = own_rate or default_rate

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenancy import problems
+from tenancy.rate_limit_records import effective_limit
 from tenancy.registry import ResolvedTenant
-from tenancy.tenant_limits import effective_limit
+from tenancy.state_keys import TENANT_KEY
 
 _MAX_BUCKETS = 100_000
 
@@ -85,7 +86,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tenant = scope.get("state", {}).get("tenant") if scope["type"] == "http" else None
+        tenant = scope.get("state", {}).get(TENANT_KEY) if scope["type"] == "http" else None
         if tenant is not None:
             wait = self.limiter.wait_time(tenant)
             if wait > 0:

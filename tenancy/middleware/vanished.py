@@ -20,15 +20,19 @@ saying so, and an error in the log (see `tenantry migrate status --verify`); nev
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tenancy import problems
 from tenancy.keys import key_matches
+from tenancy.middleware.replay import first_attempt, wraps_error
 from tenancy.registry import ResolvedTenant
-from tenancy.replay import first_attempt, wraps_error
-from tenancy.runtime import STATE_KEY, Tenancy
+from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
+
+if TYPE_CHECKING:  # the runtime's module imports Alembic; a request needs none of it
+    from tenancy.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ class VanishedSchemas:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tenant = scope.get("state", {}).get("tenant") if scope["type"] == "http" else None
+        tenant = scope.get("state", {}).get(TENANT_KEY) if scope["type"] == "http" else None
         if tenant is None:
             await self.app(scope, receive, send)
             return
@@ -77,7 +81,7 @@ class VanishedSchemas:
 async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | None:
     """The refusal a request sent now would get, or None when it would be admitted again (the
     fresh tenant replaces the stale one in the request's state)."""
-    runtime: Tenancy = scope["state"][STATE_KEY]
+    runtime: Runtime = scope["state"][RUNTIME_KEY]
     await runtime.directory.reload(admitted.slug)  # a fresh registry read, not the map's copy
     fresh = await runtime.directory.get(admitted.slug)
     if fresh is None or not key_matches(_bearer_token(scope), fresh.key_hashes):
@@ -88,7 +92,7 @@ async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | 
         exists = await conn.scalar(_SCHEMA_EXISTS, {"schema": fresh.schema})
     if not exists:
         return problems.tenant_unavailable()
-    scope["state"]["tenant"] = fresh
+    scope["state"][TENANT_KEY] = fresh
     return None
 
 
