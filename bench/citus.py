@@ -39,16 +39,13 @@ from tenancy.migrate.results import Outcome
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
-from tests.citus_support import (
-    CITUS_WORKERS_ENV,
-    citus_workers,
-    create_test_database,
-    drop_test_database,
-    on_node,
-)
-from tests.conftest import make_settings, throwaway_url
-from tests.migrate_support import PROJECT_HEAD, Fleet, Revision, scratch_alembic
-from tests.support import client, running_server
+from tenancy.testing.citus import CITUS_WORKERS_ENV, citus_workers, on_node
+from tenancy.testing.fleets import PROJECT_HEAD, Fleet, Revision
+from tenancy.testing.servers import client
+from tenancy.testing.throwaway import create_test_database, drop_test_database, throwaway_url
+from tests.support.common import running_server
+from tests.support.migrate import scratch_alembic
+from tests.support.project import make_settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "citus.json"
 START, END = "<!-- citus:start -->", "<!-- citus:end -->"

@@ -57,8 +57,8 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
-from tests.conftest import throwaway_url
-from tests.migrate_support import Fleet, throwaway_fleet
+from tenancy.testing.fleets import Fleet, throwaway_fleet
+from tenancy.testing.throwaway import throwaway_url
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "cli_startup.json"
 START, END = "<!-- cli_startup:start -->", "<!-- cli_startup:end -->"

@@ -38,8 +38,10 @@ from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
 from tenancy.settings import TenancySettings
-from tests.conftest import run_alembic, throwaway_url
-from tests.migrate_support import ADD_PRIORITY, Fleet, scratch_alembic, throwaway_fleet
+from tenancy.testing.fleets import ADD_PRIORITY, Fleet, throwaway_fleet
+from tenancy.testing.throwaway import throwaway_url
+from tests.support.migrate import scratch_alembic
+from tests.support.project import run_alembic
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "migrate_all.json"
 START, END = "<!-- migrate_all:start -->", "<!-- migrate_all:end -->"

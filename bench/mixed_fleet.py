@@ -126,7 +126,7 @@ class Options:
 
 async def run(server_url: str, options: Options) -> dict[str, Any]:
     """Build the fleets on server_url's server, measure them, drop them; rows per fleet."""
-    from tests.pgbouncer import installed, running_pgbouncer  # the tests' own PgBouncer
+    from tenancy.testing.pgbouncer import installed, running_pgbouncer  # the tests' own PgBouncer
 
     shape = LoadShape(options.duration, options.warmup, 8, options.rounds, options.todos)
     pools = [BenchDatabases(server_url, options.todos) for _ in range(3)]

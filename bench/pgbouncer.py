@@ -25,9 +25,11 @@ from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings
-from tests.conftest import RUNTIME_ROLE, make_settings, run_alembic, throwaway_url
-from tests.pgbouncer import running_pgbouncer
-from tests.support import client, running_server
+from tenancy.testing.pgbouncer import running_pgbouncer
+from tenancy.testing.servers import client
+from tenancy.testing.throwaway import throwaway_url
+from tests.support.common import running_server
+from tests.support.project import RUNTIME_ROLE, make_settings, run_alembic
 
 
 async def requests_per_second(

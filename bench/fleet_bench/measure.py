@@ -31,7 +31,8 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
-from tests.migrate_support import ADD_PRIORITY, scratch_alembic
+from tenancy.testing.fleets import ADD_PRIORITY
+from tests.support.migrate import scratch_alembic
 
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
 APP = "bench.request_path.apps:tenantry"

@@ -1,0 +1,218 @@
+"""Request limits: body size, page size, strict and bounded input models; and API keys that never
+reach a log. Every refusal is problem+json, never a 500."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from annotated_types import MaxLen
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from service.app import create_app
+from service.db import TenantBase
+from service.schemas import MAX_PAGE
+from tenancy.provisioning import CreatedTenant
+from tenancy.registry import registry_metadata
+from tenancy.settings import TenancySettings
+from tenancy.testing.servers import client, tenant_headers
+from tests.support.common import raw_request
+from tests.support.project import ADMIN_TOKEN
+from tests.support.routes import operations
+
+PROBLEM = "application/problem+json"
+TABLES = {table.name: table for table in TenantBase.metadata.sorted_tables} | {
+    table.name: table for table in registry_metadata.sorted_tables
+}
+
+
+def api_routes() -> list[APIRoute]:
+    return [op.route for op in operations(create_app(TenancySettings()))]
+
+
+def body_models() -> list[tuple[APIRoute, type[BaseModel]]]:
+    return [(r, r.body_field.field_info.annotation) for r in api_routes() if r.body_field]
+
+
+def table_of(route: APIRoute) -> str:
+    """/todos/{todo_id} -> todos, /admin/tenants -> tenants."""
+    return [part for part in route.path.split("/") if part and "{" not in part][-1]
+
+
+def max_length(field) -> int | None:
+    return next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), None)
+
+
+def raw_headers(tenant: CreatedTenant) -> list[tuple[bytes, bytes]]:
+    return [
+        (k.encode(), v.encode()) for k, v in tenant_headers(tenant.slug, tenant.api_key).items()
+    ]
+
+
+# --- input models ----------------------------------------------------------------------------
+
+
+def test_every_request_body_is_a_strict_model() -> None:
+    models = body_models()
+    assert len(models) >= 5  # POST/PUT todos, users, songs, admin tenants
+    for route, model in models:
+        assert model.model_config.get("extra") == "forbid", (route.path, model)
+
+
+def test_every_string_field_is_bounded_by_its_column() -> None:
+    checked = 0
+    for route, model in body_models():
+        table = TABLES[table_of(route)]
+        for name, field in model.model_fields.items():
+            limit = max_length(field)
+            assert limit is not None, (model.__name__, name)
+            column = table.columns.get(name)
+            length = getattr(column.type, "length", None) if column is not None else None
+            if length is not None:
+                assert limit == length, (model.__name__, name, limit, length)
+                checked += 1
+    assert checked >= 5  # content (x2), email, name, song name, artist
+
+
+async def test_strings_at_the_column_limit_pass_and_one_more_is_422(
+    runtime_api: str, tenant: CreatedTenant
+) -> None:
+    async with client(runtime_api, tenant.slug, tenant.api_key) as http:
+        assert (await http.post("/todos", json={"content": "é" * 2000})).status_code == 201
+        response = await http.post("/todos", json={"content": "é" * 2001})
+        assert response.status_code == 422
+        assert response.json()["type"].endswith("/validation-error")
+        song = {"name": "n" * 200, "artist": "a" * 201}
+        assert (await http.post("/songs", json=song)).status_code == 422
+
+
+async def test_page_size_is_capped_on_every_list_route(
+    runtime_api: str, tenant: CreatedTenant
+) -> None:
+    lists = {
+        r.path
+        for r in api_routes()
+        if "GET" in r.methods and any(p.name == "limit" for p in r.dependant.query_params)
+    }
+    assert sorted(lists) == ["/songs", "/todos", "/users"]
+    async with client(runtime_api, tenant.slug, tenant.api_key) as http:
+        for path in lists:
+            assert (await http.get(path, params={"limit": MAX_PAGE})).status_code == 200
+            response = await http.get(path, params={"limit": MAX_PAGE + 1})
+            assert response.status_code == 422, path
+            assert response.headers["content-type"] == PROBLEM
+
+
+# --- body size -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cap(runtime_settings: TenancySettings) -> int:
+    return runtime_settings.max_body_bytes
+
+
+def padded_todo(size: int) -> bytes:
+    """A valid todo body of exactly `size` bytes (JSON allows trailing whitespace)."""
+    body = b'{"content": "fits"}'
+    return body + b" " * (size - len(body))
+
+
+async def test_a_body_of_exactly_the_cap_is_accepted(
+    runtime_api: str, tenant: CreatedTenant, cap: int
+) -> None:
+    status, _, body = await raw_request(
+        runtime_api, "POST", "/todos", raw_headers(tenant), padded_todo(cap)
+    )
+    assert status == 201, body
+
+
+async def test_a_declared_body_over_the_cap_is_413(
+    runtime_api: str, tenant: CreatedTenant, cap: int
+) -> None:
+    for headers in (raw_headers(tenant), []):  # refused before authentication, too
+        status, response_headers, body = await raw_request(
+            runtime_api, "POST", "/todos", headers, padded_todo(cap + 1)
+        )
+        assert (status, response_headers["content-type"]) == (413, PROBLEM)
+        assert b"/body-too-large" in body
+
+
+async def test_a_streamed_body_is_counted_as_it_arrives(
+    runtime_api: str, tenant: CreatedTenant, cap: int
+) -> None:
+    """Chunked, so no Content-Length to check: the answer comes once the cap is passed, while
+    the client is still sending (it never sends the end of the body)."""
+    host, port = runtime_api.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = [b"POST /todos HTTP/1.1", b"Host: " + host.encode(), b"Transfer-Encoding: chunked"]
+    head += [name + b": " + value for name, value in raw_headers(tenant)]
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + chunk(b'{"content": "'))
+    sent = 0
+    while sent <= cap:
+        writer.write(chunk(b"x" * 1024))
+        sent += 1024
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["type"].endswith("/body-too-large")
+
+
+def chunk(data: bytes) -> bytes:
+    return f"{len(data):x}".encode() + b"\r\n" + data + b"\r\n"
+
+
+# --- API keys never logged -------------------------------------------------------------------
+
+
+@pytest.fixture
+def every_log_record(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Everything uvicorn (access log included) and SQLAlchemy (statements and their parameters)
+    would write at DEBUG, captured."""
+    names = ["", "uvicorn", "uvicorn.access", "uvicorn.error", "sqlalchemy.engine", "tenancy"]
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.level, lg.handlers[:]) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        if caplog.handler not in lg.handlers:
+            lg.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.DEBUG)
+    try:
+        yield caplog
+    finally:
+        for lg, (level, handlers) in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+
+
+async def test_api_keys_never_appear_in_the_logs(
+    runtime_api: str,
+    tenant: CreatedTenant,
+    other_tenant: CreatedTenant,
+    new_slug: str,
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    async with client(runtime_api) as http:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        response = await http.post("/admin/tenants", json={"slug": f"{new_slug}-b"}, headers=admin)
+        assert response.status_code == 201, response.text
+        created = response.json()
+        for slug, key in [
+            (tenant.slug, tenant.api_key),  # the right key
+            (tenant.slug, other_tenant.api_key),  # another tenant's key
+            (created["slug"], created["api_key"]),  # a key just issued
+            (tenant.api_key, tenant.api_key),  # a key where the slug belongs
+        ]:
+            await http.get("/todos", headers=tenant_headers(slug, key))
+            await http.post("/todos", headers=tenant_headers(slug, key), json={"x": key})
+    logged = "\n".join(r.getMessage() for r in every_log_record.records)
+    assert "GET /todos" in logged  # the access log was captured
+    assert created["key_id"] in logged  # so were SQL parameters (the key id is safe to log)
+    for key in (tenant.api_key, other_tenant.api_key, created["api_key"]):
+        secret = key.split("_", 2)[2]  # tnt_<key id>_<secret>: the secret may hold "_"
+        assert len(secret) > 20
+        assert secret not in logged
