@@ -1,7 +1,7 @@
 """One server with thousands to 100,000 tenants, measured as the fleet grows.
 
-    python bench/fleet.py --tenants 100000 --write     # about half an hour here
-    python bench/fleet.py --tenants 2000 --checkpoints 500
+    python -m bench.fleet --tenants 100000 --write     # about half an hour here
+    python -m bench.fleet --tenants 2000 --checkpoints 500
 
 One fleet grows in one database (8 real onboardings at once) and is measured at each checkpoint
 and at `--tenants`: onboarding rate, `tenantry migrate status`, a no-op `tenantry migrate`, one
@@ -14,13 +14,10 @@ bench/README.md ("Fleet"). `--write` rewrites that section, the figure and bench
 import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.*, service, tests.*
 
 from bench.fleet_bench.report import FIGURE, plot, tables, write_readme
 from bench.fleet_bench.run import run

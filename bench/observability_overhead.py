@@ -8,7 +8,7 @@ the public /healthz route), interleaving variants so that drift hits all alike:
 - no log: the same, with the access logger above INFO (metrics still recorded);
 - no observer: the app without RequestObserver at all.
 
-    .venv/bin/python bench/observability_overhead.py [--requests 5000] [--rounds 3]
+    .venv/bin/python -m bench.observability_overhead [--requests 5000] [--rounds 3]
 """
 
 import argparse

@@ -4,7 +4,7 @@ Every scheme runs the request path's shape on one pooled connection: BEGIN, set 
 search_path, one primary-key SELECT, COMMIT. Rounds are interleaved so that drift hits all
 schemes alike. Prints microseconds per transaction and the ratio to the untagged baseline.
 
-    .venv/bin/python bench/request_tag.py [--transactions 2000] [--rounds 3] [--tenants 500]
+    .venv/bin/python -m bench.request_tag [--transactions 2000] [--rounds 3] [--tenants 500]
 """
 
 import argparse

@@ -82,7 +82,7 @@ def test_disk_sets_the_nodes_and_only_deployments_shrink_the_catalog(measured: M
 
 def run_capacity(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "bench/capacity.py", *args],
+        [sys.executable, "-m", "bench.capacity", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

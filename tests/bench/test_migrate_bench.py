@@ -9,7 +9,7 @@ from service.paths import PROJECT_ROOT
 
 def test_the_benchmark_runs_every_method_on_a_tiny_fleet(database: str) -> None:
     result = subprocess.run(
-        [sys.executable, "bench/migrate_all.py", "--sizes", "6", "--cookbook-sample", "1"],
+        [sys.executable, "-m", "bench.migrate_all", "--sizes", "6", "--cookbook-sample", "1"],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         capture_output=True,

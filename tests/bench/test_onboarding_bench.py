@@ -15,7 +15,7 @@ from tests.support.lifecycle import footprint
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "bench" / "onboarding.py"), *args],
+        [sys.executable, "-m", "bench.onboarding", *args],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         capture_output=True,
