@@ -1,20 +1,23 @@
 """The fleet benchmark still runs end to end on a tiny fleet (real onboarding, real `tenantry`
 commands, real uvicorn and load), so it cannot rot between real runs. Timings are never asserted;
-the figure needs matplotlib (the `bench` extra), which `make test` does not install."""
+the figure needs matplotlib (the `bench` extra), which `make test` does not install. The benchmark
+runs as `python -m bench.fleet`, its own process; its JSON and tables are read back."""
 
 import asyncio
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
 
-from bench.fleet_bench.report import tables
-from bench.fleet_bench.run import run
-from bench.request_path.measure import LoadShape
+from service.paths import PROJECT_ROOT
 from tenancy.database import asyncpg_dsn
 
 SIZES = [2, 4]
-SHAPE = LoadShape(duration=0.5, warmup=0.1, connections=2, rounds=1, todos=1)
+SHAPE = ["--duration", "0.5", "--warmup", "0.1", "--connections", "2"]
 
 
 async def database_exists(url: str, name: str) -> bool:
@@ -30,7 +33,19 @@ async def database_exists(url: str, name: str) -> bool:
 async def test_the_fleet_benchmark_measures_every_size_and_cleans_up(
     database: str, tmp_path: Path
 ) -> None:
-    results = await run(SIZES, None, concurrency=2, shape=SHAPE, out=tmp_path)
+    sizes = ["--tenants", str(SIZES[-1]), "--checkpoints", ",".join(map(str, SIZES[:-1]))]
+    command = [sys.executable, "-m", "bench.fleet", *sizes, "--concurrency", "2", *SHAPE]
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--out", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads((tmp_path / "fleet.json").read_text())
 
     assert [point["tenants"] for point in results["points"]] == SIZES
     small, large = results["points"]
@@ -44,5 +59,5 @@ async def test_the_fleet_benchmark_measures_every_size_and_cleans_up(
     assert not await database_exists(database, results["database"])  # the throwaway was dropped
     assert await asyncio.to_thread(lambda: list(tmp_path.glob("*-keys.jsonl"))) == []
 
-    markdown = tables(results)
+    markdown = run.stdout
     assert "\n| 2 | " in markdown and "\n| 4 | " in markdown

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bench import mixed_fleet
 from service.app import create_app
 from tenancy import connection as tenant_connection
 from tenancy import database as tenant_database
@@ -273,17 +272,3 @@ async def test_negative_control_pgbouncer_with_asyncpgs_statement_cache_fails(
         )
         outcomes = await alternate_sql(settings, tenants, READ_STATE, clients=6, per_client=60)
     assert outcomes.count("ok") < 360
-
-
-async def test_mixed_fleets_over_http_answer_every_request(server_url: str) -> None:
-    """The mixed-fleet benchmark, tiny: real uvicorn, a pool of 2, a route that returns every
-    column (so the enum and the widened column are in the results), and, where PgBouncer is
-    installed, the enum fleet through it. Not one 5xx, not one dropped connection."""
-    rows = await mixed_fleet.run(
-        server_url, mixed_fleet.Options(tenants=3, rounds=1, duration=0.5, warmup=0.1, todos=5)
-    )
-    expected = {"a", "b", "c", "d", "a'"} if pgbouncer.installed() else {"a", "b", "c"}
-    assert set(rows) == expected
-    for name, row in rows.items():
-        assert row["requests"] > 0, name
-        assert (row["errors"], row["server_errors"], row["dropped"]) == (0, 0, 0), (name, row)
