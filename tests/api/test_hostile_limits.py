@@ -1,8 +1,7 @@
-"""Request limits: body size, page size, strict and bounded input models; and API keys that never
-reach a log. Every refusal is problem+json, never a 500."""
+"""Request limits: page size, strict and bounded input models; and API keys that never reach a
+log. Every refusal is problem+json, never a 500. (The body size limit: tests/request_path/
+test_body_size_limit.py.)"""
 
-import asyncio
-import json
 import logging
 from collections.abc import Iterator
 
@@ -18,7 +17,6 @@ from tenancy.provisioning import CreatedTenant
 from tenancy.registry import registry_metadata
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client, tenant_headers
-from tests.support.common import raw_request
 from tests.support.project import ADMIN_TOKEN
 from tests.support.routes import operations
 
@@ -43,12 +41,6 @@ def table_of(route: APIRoute) -> str:
 
 def max_length(field) -> int | None:
     return next((m.max_length for m in field.metadata if isinstance(m, MaxLen)), None)
-
-
-def raw_headers(tenant: CreatedTenant) -> list[tuple[bytes, bytes]]:
-    return [
-        (k.encode(), v.encode()) for k, v in tenant_headers(tenant.slug, tenant.api_key).items()
-    ]
 
 
 # --- input models ----------------------------------------------------------------------------
@@ -103,67 +95,6 @@ async def test_page_size_is_capped_on_every_list_route(
             response = await http.get(path, params={"limit": MAX_PAGE + 1})
             assert response.status_code == 422, path
             assert response.headers["content-type"] == PROBLEM
-
-
-# --- body size -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cap(runtime_settings: TenancySettings) -> int:
-    return runtime_settings.max_body_bytes
-
-
-def padded_todo(size: int) -> bytes:
-    """A valid todo body of exactly `size` bytes (JSON allows trailing whitespace)."""
-    body = b'{"content": "fits"}'
-    return body + b" " * (size - len(body))
-
-
-async def test_a_body_of_exactly_the_cap_is_accepted(
-    runtime_api: str, tenant: CreatedTenant, cap: int
-) -> None:
-    status, _, body = await raw_request(
-        runtime_api, "POST", "/todos", raw_headers(tenant), padded_todo(cap)
-    )
-    assert status == 201, body
-
-
-async def test_a_declared_body_over_the_cap_is_413(
-    runtime_api: str, tenant: CreatedTenant, cap: int
-) -> None:
-    for headers in (raw_headers(tenant), []):  # refused before authentication, too
-        status, response_headers, body = await raw_request(
-            runtime_api, "POST", "/todos", headers, padded_todo(cap + 1)
-        )
-        assert (status, response_headers["content-type"]) == (413, PROBLEM)
-        assert b"/body-too-large" in body
-
-
-async def test_a_streamed_body_is_counted_as_it_arrives(
-    runtime_api: str, tenant: CreatedTenant, cap: int
-) -> None:
-    """Chunked, so no Content-Length to check: the answer comes once the cap is passed, while
-    the client is still sending (it never sends the end of the body)."""
-    host, port = runtime_api.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    head = [b"POST /todos HTTP/1.1", b"Host: " + host.encode(), b"Transfer-Encoding: chunked"]
-    head += [name + b": " + value for name, value in raw_headers(tenant)]
-    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + chunk(b'{"content": "'))
-    sent = 0
-    while sent <= cap:
-        writer.write(chunk(b"x" * 1024))
-        sent += 1024
-    await writer.drain()
-    response = await asyncio.wait_for(reader.read(), timeout=10)
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 413 "), head
-    assert b"content-type: application/problem+json" in head.lower()
-    assert json.loads(body)["type"].endswith("/body-too-large")
-
-
-def chunk(data: bytes) -> bytes:
-    return f"{len(data):x}".encode() + b"\r\n" + data + b"\r\n"
 
 
 # --- API keys never logged -------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The request path's round trips: the search_path rides with BEGIN, stays transaction-scoped,
-and connections are replaced after pool_max_uses checkouts."""
+"""The request path's round trips: the search_path rides with BEGIN and stays transaction-scoped.
+(Connections replaced after pool_max_uses checkouts: tests/request_path/test_pool.py.)"""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -19,7 +19,7 @@ from tenancy.provisioning import CreatedTenant
 from tenancy.session import tenant_transaction
 from tenancy.testing.servers import client
 from tests.request_path.test_concurrency import pooled_search_paths
-from tests.support.common import running_server
+from tests.support.common import backend_pid, running_server
 from tests.support.project import make_settings
 
 CURRENT_SEARCH_PATH = text("SELECT current_setting('search_path')")
@@ -40,11 +40,6 @@ def sessions_of(engine: AsyncEngine) -> async_sessionmaker:
 async def driver_of(engine: AsyncEngine) -> TenantConnection:
     async with engine.connect() as conn:
         return (await conn.get_raw_connection()).driver_connection
-
-
-async def backend_pid(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return await conn.scalar(text("SELECT pg_backend_pid()"))
 
 
 async def search_path_of_next_transaction(engine: AsyncEngine) -> str:
@@ -150,30 +145,6 @@ async def test_many_interleaved_tenant_transactions_leave_every_pooled_connectio
     finally:
         await engine.dispose()
     assert [current == default for current, default in paths] == [True, True]
-
-
-async def backend_pids(database: str, pool_max_uses: int, checkouts: int) -> list[int]:
-    """The backend behind each of `checkouts` checkouts from a pool of one connection."""
-    settings = make_settings(database, pool_size=1, max_overflow=0, pool_max_uses=pool_max_uses)
-    engine = create_engine(database, settings)
-    pids = []
-    try:
-        for _ in range(checkouts):
-            pids.append(await backend_pid(engine))
-    finally:
-        await engine.dispose()
-    return pids
-
-
-async def test_a_connection_is_replaced_after_pool_max_uses_checkouts(database: str) -> None:
-    pids = await backend_pids(database, pool_max_uses=3, checkouts=7)
-    assert pids[0] == pids[1] == pids[2]
-    assert pids[3] == pids[4] == pids[5] != pids[2]
-    assert pids[6] not in pids[:6]
-
-
-async def test_pool_max_uses_zero_keeps_the_connection(database: str) -> None:
-    assert len(set(await backend_pids(database, pool_max_uses=0, checkouts=7))) == 1
 
 
 class FailingBeginConnection(TenantConnection):

@@ -62,6 +62,12 @@ async def schema_names(engine: AsyncEngine) -> set[str]:
         return {row[0] for row in rows}
 
 
+async def backend_pid(engine: AsyncEngine) -> int:
+    """The PostgreSQL backend of the connection a checkout from `engine` gets."""
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT pg_backend_pid()"))
+
+
 async def row_counts(engine: AsyncEngine) -> dict[str, int]:
     """Rows of every user table in the database, by schema.table: proves nothing was written."""
     async with engine.connect() as conn:
