@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import typer
 
-from service.cli import app
+from service.cli.main import app
 from service.paths import PROJECT_ROOT
 from tests.support.common import TENANTRY
 

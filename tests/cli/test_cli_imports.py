@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import typer.main
 
-from service.cli import app
+from service.cli.main import app
 from service.paths import PROJECT_ROOT
 from tenancy.provisioning import CreatedTenant
 from tests.support.cli_imports import (

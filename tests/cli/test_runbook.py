@@ -7,7 +7,7 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.main import app
 from service.paths import PROJECT_ROOT
 
 RUNBOOK = PROJECT_ROOT / "docs" / "operations.md"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.main import app
 from tenancy.citus import LOCK_WAITS
 from tenancy.registry import api_keys, tenants
 from tenancy.testing.citus import on_citus
