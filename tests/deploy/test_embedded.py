@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30  # seconds for a child to start or attach and answer its query
 STOP_TIMEOUT = 10  # seconds for the server to go away once its last process has exited
 
