@@ -72,15 +72,15 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.request_path $(BENCH_ARGS)
 
 # One server grown to 100,000 tenants (about half an hour here; 13 GiB of disk while it runs).
-# make bench-fleet BENCH_ARGS="--tenants 20000" (python bench/fleet.py --help).
+# make bench-fleet BENCH_ARGS="--tenants 20000" (python -m bench.fleet --help).
 bench-fleet: $(BENCH_STAMP)
-	$(BIN)/python bench/fleet.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.fleet $(BENCH_ARGS)
 
 # Tenantry on the local Citus cluster beside this machine's PostgreSQL (127.0.0.1:5432, or
-# TENANTRY_SINGLE_URL), same run: make bench-citus BENCH_ARGS="--tenants 40" (bench/citus.py).
+# TENANTRY_SINGLE_URL), same run: make bench-citus BENCH_ARGS="--tenants 40" (python -m bench.citus).
 bench-citus: $(BENCH_STAMP)
 	@if deploy/citus/cluster.sh status; then ours=; else deploy/citus/cluster.sh start >/dev/null && ours=1; fi; \
-	env $$(deploy/citus/cluster.sh env) $(BIN)/python bench/citus.py $(BENCH_ARGS); status=$$?; \
+	env $$(deploy/citus/cluster.sh env) $(BIN)/python -m bench.citus $(BENCH_ARGS); status=$$?; \
 	if [ -n "$$ours" ]; then deploy/citus/cluster.sh stop; fi; exit $$status
 
 lint: install-test

@@ -4,10 +4,10 @@ Given a fleet (tenants, tables per tenant, rows per tenant, requests per second)
 catalog size, the connections and the memory per node, how many database nodes the data needs,
 and how many independent deployments the catalog needs (on Citus every node holds the whole
 catalog, so nodes spread data and load, not catalog). Each input comes from
-`bench/fleet.json`, written by `python bench/fleet.py --write` on a real server
+`bench/fleet.json`, written by `python -m bench.fleet --write` on a real server
 (per-tenant costs are the slope between its two largest sizes).
 
-    python bench/capacity.py --tenants 250000 --rows 2000 --rps 3000
+    python -m bench.capacity --tenants 250000 --rows 2000 --rps 3000
 
 What it does not model: database CPU per request and the data's working set (measure your own
 queries), skew between tenants (the rebalancer evens it out by moving whole schemas), Citus's

@@ -1,6 +1,6 @@
 """Tenantry on a Citus cluster beside one PostgreSQL server, same tenants, same run.
 
-    python bench/citus.py --tenants 40      # make bench-citus BENCH_ARGS="--tenants 40"
+    python -m bench.citus --tenants 40      # make bench-citus BENCH_ARGS="--tenants 40"
 
 The cluster is the one `deploy/citus/cluster.sh start` runs (TENANTRY_DATABASE_URL at its
 coordinator, TENANTRY_CITUS_WORKERS its workers; `make bench-citus` starts and stops it); the
@@ -27,8 +27,6 @@ from pathlib import Path
 
 import asyncpg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.readme import write_section
 from service.app import create_app
 from service.onboarding import tenant_blueprint
@@ -39,16 +37,10 @@ from tenancy.migrate.results import Outcome
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
-from tests.citus_support import (
-    CITUS_WORKERS_ENV,
-    citus_workers,
-    create_test_database,
-    drop_test_database,
-    on_node,
-)
-from tests.conftest import make_settings, throwaway_url
-from tests.migrate_support import PROJECT_HEAD, Fleet, Revision, scratch_alembic
-from tests.support import client, running_server
+from tenancy.testing.citus import CITUS_WORKERS_ENV, citus_workers, on_node
+from tenancy.testing.fleets import PROJECT_HEAD, Fleet, Revision, scratch_alembic
+from tenancy.testing.servers import client, running_server
+from tenancy.testing.throwaway import create_test_database, drop_test_database, throwaway_url
 
 RESULTS = Path(__file__).resolve().parent / "results" / "citus.json"
 START, END = "<!-- citus:start -->", "<!-- citus:end -->"
@@ -107,11 +99,11 @@ async def bench_target(target: str, server_url: str, tenants: int, requests: int
     await create_test_database(url)
     try:
         with tempfile.TemporaryDirectory() as folder:
-            ini = scratch_alembic(Path(folder), REVISIONS)
+            ini = scratch_alembic(Path(folder), REVISIONS, ALEMBIC_INI)
             tracks = load_tracks(ini)
-            settings = make_settings(url, pool_size=4)
+            settings = TenancySettings(database_url=url, pool_size=4)
             engine = create_engine(url, settings)
-            fleet = Fleet(url, engine, [])
+            fleet = Fleet(url, engine, [], ini)
             try:
                 await fleet.migrate(tracks)  # the shared schema; no tenants yet
                 blueprint = tenant_blueprint(load_tracks(ALEMBIC_INI))
@@ -139,7 +131,7 @@ async def bench_target(target: str, server_url: str, tenants: int, requests: int
 
 async def listing_ms(url: str) -> float:
     """`tenantry tenants list`'s query on a new connection, as each CLI run has."""
-    fresh = create_engine(url, make_settings(url))
+    fresh = create_engine(url, TenancySettings(database_url=url))
     try:
         started = time.perf_counter()
         async with fresh.connect() as conn:

@@ -43,8 +43,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.migrate_support
-
 from bench.cli_django import DjangoProject, make_project
 from bench.readme import write_section
 from service.onboarding import tenant_blueprint
@@ -57,8 +55,8 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.tracks import load_tracks
 from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
-from tests.conftest import throwaway_url
-from tests.migrate_support import Fleet, throwaway_fleet
+from tenancy.testing.fleets import Fleet, throwaway_fleet
+from tenancy.testing.throwaway import throwaway_url
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "cli_startup.json"
 START, END = "<!-- cli_startup:start -->", "<!-- cli_startup:end -->"
@@ -254,7 +252,9 @@ async def run(
     server_url = await database_url(TenancySettings())
     async with open_connections(asyncpg_dsn(server_url), 1) as (conn,):
         server = (await conn.fetchval("SHOW server_version")).split()[0]
-    async with throwaway_fleet(throwaway_url(server_url, "clibench"), pool_size=8) as fleet:
+    async with throwaway_fleet(
+        throwaway_url(server_url, "clibench"), ALEMBIC_INI, pool_size=8
+    ) as fleet:
         started = time.perf_counter()
         await add_tenants(fleet, tenants)
         print(f"setup: {tenants} tenants in {time.perf_counter() - started:.1f} s")
@@ -262,7 +262,9 @@ async def run(
         django_version = None
         with tempfile.TemporaryDirectory() as folder:
             if django_python:
-                async with throwaway_fleet(throwaway_url(server_url, "clibench_dj")) as other:
+                async with throwaway_fleet(
+                    throwaway_url(server_url, "clibench_dj"), ALEMBIC_INI
+                ) as other:
                     project = make_project(django_python, Path(folder), other.url)
                     django_version = project.version()
                     commands += django_commands(project)

@@ -6,8 +6,8 @@ tenants, in one run, each method takes every tenant (the cookbook loop: a random
 0001 to 0002; raw SQL puts them back between methods (untimed). Then the no-op: `tenantry
 migrate` again with every tenant at head, in process and as the real command.
 
-    python bench/migrate_all.py                        # 1,000 and 10,000 tenants
-    python bench/migrate_all.py --sizes 200 --write    # and rewrite bench/README.md's section
+    python -m bench.migrate_all                        # 1,000 and 10,000 tenants
+    python -m bench.migrate_all --sizes 200 --write    # and rewrite bench/README.md's section
 
 Uses TENANTRY_DATABASE_URL's server, or the embedded one; never touches existing databases.
 """
@@ -26,11 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.migrate_support
-
 from bench.lanes import each_schema, script
 from bench.readme import write_section
-from service.paths import PROJECT_ROOT
+from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import asyncpg_dsn, bootstrap_url
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.progress import reporter_for
@@ -38,8 +36,8 @@ from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
 from tenancy.settings import TenancySettings
-from tests.conftest import run_alembic, throwaway_url
-from tests.migrate_support import ADD_PRIORITY, Fleet, scratch_alembic, throwaway_fleet
+from tenancy.testing.fleets import ADD_PRIORITY, Fleet, scratch_alembic, throwaway_fleet
+from tenancy.testing.throwaway import run_alembic, throwaway_url
 
 RESULTS = PROJECT_ROOT / "bench" / "results" / "migrate_all.json"
 START, END = "<!-- migrate_all:start -->", "<!-- migrate_all:end -->"
@@ -89,7 +87,14 @@ async def cookbook_loop(fleet: Fleet, ini: Path, slugs: Sequence[str]) -> None:
     """One `alembic -x tenant=SLUG upgrade head` process per tenant, one after another."""
     for slug in slugs:
         result = await asyncio.to_thread(
-            run_alembic, "-x", f"tenant={slug}", "upgrade", "head", env=fleet.env(ini), config=ini
+            run_alembic,
+            ini,
+            "-x",
+            f"tenant={slug}",
+            "upgrade",
+            "head",
+            env=fleet.env(ini),
+            cwd=PROJECT_ROOT,
         )
         if result.returncode != 0:
             raise RuntimeError(result.stderr)
@@ -116,7 +121,9 @@ async def tenantry_command(fleet: Fleet, ini: Path, concurrency: int) -> None:
 
 async def bench_size(server_url: str, size: int, sample: int, concurrency: int) -> SizeResult:
     print(f"\n{size} tenants")
-    async with throwaway_fleet(throwaway_url(server_url, "bench"), pool_size=8) as fleet:
+    async with throwaway_fleet(
+        throwaway_url(server_url, "bench"), ALEMBIC_INI, pool_size=8
+    ) as fleet:
         started = time.perf_counter()
         await fleet.add_tenants("b", size, concurrency=8)
         setup = time.perf_counter() - started
@@ -124,7 +131,7 @@ async def bench_size(server_url: str, size: int, sample: int, concurrency: int) 
         schemas = [tenant.schema for tenant in fleet.tenants]
         sampled = random.Random(size).sample(fleet.tenants, min(sample, size))
         with tempfile.TemporaryDirectory() as folder:
-            ini = scratch_alembic(Path(folder), [ADD_PRIORITY])
+            ini = scratch_alembic(Path(folder), [ADD_PRIORITY], ALEMBIC_INI)
             measures = [
                 await timed(
                     "cookbook loop (sample)",

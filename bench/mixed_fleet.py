@@ -41,6 +41,7 @@ from service.deps import TenantSession
 from tenancy.database import asyncpg_dsn, bootstrap_url
 from tenancy.naming import quote_schema, tenant_schema
 from tenancy.settings import TenancySettings
+from tenancy.testing.pgbouncer import installed, running_pgbouncer
 
 ROUTES = {"orm": "/todos/{id}", "select_star": "/bench/todos/{id}"}
 RESULTS = Path(__file__).resolve().parent / "mixed_fleet.json"
@@ -126,7 +127,6 @@ class Options:
 
 async def run(server_url: str, options: Options) -> dict[str, Any]:
     """Build the fleets on server_url's server, measure them, drop them; rows per fleet."""
-    from tests.pgbouncer import installed, running_pgbouncer  # the tests' own PgBouncer
 
     shape = LoadShape(options.duration, options.warmup, 8, options.rounds, options.todos)
     pools = [BenchDatabases(server_url, options.todos) for _ in range(3)]

@@ -1,6 +1,6 @@
 """How long a new tenant takes, and whether that depends on the length of the migration history.
 
-    python bench/onboarding.py [--tenants 200] [--extra-revisions 50]
+    python -m bench.onboarding [--tenants 200] [--extra-revisions 50]
 
 Creates tenants in a throwaway database (on TENANTRY_DATABASE_URL's server, or the embedded one;
 `--in-place` uses that database itself and drops only what it created) four ways:

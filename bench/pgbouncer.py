@@ -1,7 +1,7 @@
 """What TENANTRY_PGBOUNCER costs, and what PgBouncer itself costs: requests per second of the real
 app under uvicorn, as the runtime role, three ways, measured in one run.
 
-    .venv/bin/python bench/pgbouncer.py [--requests 2000] [--concurrency 20]
+    .venv/bin/python -m bench.pgbouncer [--requests 2000] [--concurrency 20]
 
 Uses TENANTRY_DATABASE_URL's server (embedded when unset) and a throwaway database it drops.
 """
@@ -9,11 +9,8 @@ Uses TENANTRY_DATABASE_URL's server (embedded when unset) and a throwaway databa
 import argparse
 import asyncio
 import os
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from contextlib import ExitStack
 
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -26,9 +23,11 @@ from tenancy.provisioning import create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings
 from tenancy.testing.drop import drop_database
-from tests.conftest import RUNTIME_ROLE, make_settings, run_alembic, throwaway_url
-from tests.pgbouncer import running_pgbouncer
-from tests.support import client, running_server
+from tenancy.testing.pgbouncer import installed, running_pgbouncer
+from tenancy.testing.servers import client, running_server
+from tenancy.testing.throwaway import run_alembic, throwaway_url
+
+RUNTIME_ROLE = "tenantry_bench_api"
 
 
 async def requests_per_second(
@@ -57,7 +56,7 @@ async def main(n: int, c: int) -> None:
     await ensure_database(owner)
     os.environ["TENANTRY_DATABASE_URL"] = owner
     try:
-        assert run_alembic("upgrade", "head").returncode == 0
+        assert run_alembic(ALEMBIC_INI, "upgrade", "head").returncode == 0
         engine = create_async_engine(owner)
         async with engine.begin() as conn:
             await setup_roles(conn, RUNTIME_ROLE)
@@ -65,16 +64,20 @@ async def main(n: int, c: int) -> None:
         await engine.dispose()
         runtime = make_url(owner).set(username=RUNTIME_ROLE).render_as_string(False)
         pool = {"pool_size": 10, "max_overflow": 0, "owner_database_url": owner}
-        with running_pgbouncer(runtime, [RUNTIME_ROLE], pool_size=10) as bouncer:
+        with ExitStack() as stack:
             ways = {
-                "direct (statement cache on)": make_settings(runtime, **pool),
-                "direct, TENANTRY_PGBOUNCER=true": make_settings(
-                    runtime, pgbouncer=True, listen_database_url=runtime, **pool
-                ),
-                f"through {bouncer.version}": make_settings(
-                    bouncer.url, pgbouncer=True, listen_database_url=runtime, **pool
+                "direct (statement cache on)": TenancySettings(database_url=runtime, **pool),
+                "direct, TENANTRY_PGBOUNCER=true": TenancySettings(
+                    database_url=runtime, pgbouncer=True, listen_database_url=runtime, **pool
                 ),
             }
+            if installed():
+                bouncer = stack.enter_context(running_pgbouncer(runtime, [RUNTIME_ROLE], 10))
+                ways[f"through {bouncer.version}"] = TenancySettings(
+                    database_url=bouncer.url, pgbouncer=True, listen_database_url=runtime, **pool
+                )
+            else:
+                print("pgbouncer is not installed: the way through it is left out")
             results = {
                 name: await requests_per_second(s, tenant.slug, tenant.api_key, n, c)
                 for name, s in ways.items()

@@ -1,6 +1,6 @@
 """What the in-memory registry costs at start-up: load time and memory for N tenants.
 
-    python bench/registry_memory.py [--tenants 100000] [--keys 1] [--rounds 3]
+    python -m bench.registry_memory [--tenants 100000] [--keys 1] [--rounds 3]
 
 Fills the registry tables of a throwaway database (on TENANTRY_DATABASE_URL's server, or the
 embedded one) with N live tenants and `--keys` active keys each (rows only: the directory reads

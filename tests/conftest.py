@@ -1,7 +1,7 @@
 """One throwaway database per test run, on TENANTRY_DATABASE_URL's server or the embedded one.
 
 With TENANTRY_CITUS_WORKERS set, TENANTRY_DATABASE_URL is a Citus coordinator and every throwaway
-database is created on all nodes of the cluster (tests/citus_support.py).
+database is created on all nodes of the cluster (tenancy/testing/citus.py).
 
 The database is migrated with the real `alembic upgrade head`, every test talks to it through
 real asyncpg connections, and it is dropped at the end: a user's own data is never touched.
@@ -10,10 +10,7 @@ real asyncpg connections, and it is dropped at the end: a user's own data is nev
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -22,42 +19,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from service.onboarding import tenant_blueprint
-from service.paths import ALEMBIC_INI, PROJECT_ROOT
+from service.paths import ALEMBIC_INI
 from tenancy.database import bootstrap_url, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import grant_membership_on_workers, setup_roles
 from tenancy.settings import TenancySettings, get_settings
-from tests.citus_support import create_test_database, drop_test_database, skip_single_server_tests
-from tests.support import known_to_running_apps, running_server
+from tenancy.testing.throwaway import create_test_database, drop_test_database, throwaway_url
+from tests.support.common import known_to_running_apps, running_server
+from tests.support.project import RUNTIME_ROLE, make_settings, run_alembic, skip_single_server_tests
 
-ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
-pytest_plugins = ("tests.migrate_support",)  # the `fleet` fixtures of the migrate tests
-
-
-def run_alembic(
-    *args: str, env: dict[str, str] | None = None, config: Path = ALEMBIC_INI
-) -> subprocess.CompletedProcess:
-    """The real `alembic` command line, in the project folder."""
-    return subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(config), *args],
-        cwd=PROJECT_ROOT,
-        env=env or os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+pytest_plugins = ("tests.support.migrate",)  # the `fleet` fixtures of the migrate tests
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On a Citus cluster (TENANTRY_CITUS_WORKERS) one-server-only tests are skipped, saying why."""
     skip_single_server_tests(items)
-
-
-def throwaway_url(server_url: str, label: str = "test") -> str:
-    name = f"tenantry_{label}_{secrets.token_hex(4)}"
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -85,11 +63,6 @@ def database(server_url: str) -> Iterator[str]:
             os.environ["TENANTRY_DATABASE_URL"] = saved
         get_settings.cache_clear()
         asyncio.run(drop_test_database(url))
-
-
-def make_settings(database: str, **overrides: object) -> TenancySettings:
-    values = {"database_url": database, "admin_token": ADMIN_TOKEN, **overrides}
-    return TenancySettings(**values)
 
 
 @pytest.fixture(scope="session")
@@ -161,9 +134,6 @@ def without_session_reset(monkeypatch: pytest.MonkeyPatch) -> None:
     from tenancy import connection
 
     monkeypatch.setattr(connection, "RESET_SESSION", "")
-
-
-RUNTIME_ROLE = "tenantry_test_api"
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -31,7 +31,7 @@ from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.run import RunOptions, migrate_fleet
 from tenancy.migrate.tracks import load_tracks
-from tests.migrate_support import ADD_PRIORITY, scratch_alembic
+from tenancy.testing.fleets import ADD_PRIORITY, scratch_alembic
 
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
 APP = "bench.request_path.apps:tenantry"
@@ -104,7 +104,7 @@ async def migrations(url: str, tenants: list[FleetTenant], last: bool) -> dict[s
         "no-op tenantry migrate (command)", command(url, ALEMBIC_INI, "migrate")
     )
     with tempfile.TemporaryDirectory() as folder:
-        ini = scratch_alembic(Path(folder), [ADD_PRIORITY])
+        ini = scratch_alembic(Path(folder), [ADD_PRIORITY], ALEMBIC_INI)
         row["add_column_s"], _ = await timed(
             "add-column revision (engine)", migrate_engine(url, ini, Outcome.MIGRATED, n)
         )

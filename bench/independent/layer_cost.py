@@ -13,6 +13,7 @@ the variant's. Both routes in turn, random tenants among `--tenants`.
 """
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -21,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
@@ -39,6 +41,7 @@ from tenancy.settings import TenancySettings
 from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
 
 SHIPPED = "tenantry as shipped"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 PATHS = ("/todos/{id}", "/todos?limit=20")
 
 
@@ -158,6 +161,7 @@ async def run_layer_cost(
             "tenants": tenants,
             "requests": requests,
             "blocks": blocks,
+            "layers": list(LAYERS),
             "cpu_us": {name: statistics.median(values) for name, values in samples.items()},
             "spread_us": {name: max(v) - min(v) for name, v in samples.items()},
             "isolated_us": isolated,
@@ -239,12 +243,16 @@ def main(
     tenants: Annotated[int, typer.Option(help="Tenants requests pick from")] = 100,
     requests: Annotated[int, typer.Option(help="Requests per variant and block")] = 2000,
     blocks: Annotated[int, typer.Option(help="Blocks per variant (rotated order)")] = 5,
+    todos: Annotated[int, typer.Option(help="Todos per tenant (and in the baseline)")] = 30,
     write: Annotated[bool, typer.Option(help="Rewrite bench/README.md's section")] = False,
+    out: Annotated[Path, typer.Option(help="Results (JSON)")] = RESULTS,
 ) -> None:
     load = os.getloadavg()[0]
     server_url = asyncio.run(bootstrap_url(TenancySettings()))
     with open(os.devnull, "w") as log:
-        results = asyncio.run(run_layer_cost(server_url, tenants, requests, blocks, log))
+        results = asyncio.run(run_layer_cost(server_url, tenants, requests, blocks, log, todos))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "layer_cost.json").write_text(json.dumps(results, indent=1, default=str))
     intro = (
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average (1 min) {load:.1f} "
         f"before and {os.getloadavg()[0]:.1f} after; {tenants} tenants, {blocks} blocks of "

@@ -34,12 +34,17 @@ def main(
     duration: Annotated[float, typer.Option(help="Measured seconds per run")] = 2.0,
     warmup: Annotated[float, typer.Option(help="Unmeasured seconds before each run")] = 0.3,
     connections: Annotated[int, typer.Option(help="Concurrent keep-alive connections")] = 8,
+    todos: Annotated[int, typer.Option(help="Todos per tenant")] = 30,
     memory_tenants: Annotated[int, typer.Option(help="0: the largest size")] = 0,
+    memory_checkpoints: Annotated[int, typer.Option(help="Points of the memory growth curve")] = 10,
     memory_pool: Annotated[int, typer.Option(help="Pool size of the policy runs")] = 4,
     memory_transactions: Annotated[int, typer.Option(help="Transactions per policy")] = 20000,
     max_uses: Annotated[
         str, typer.Option(help="pool_max_uses values, 0 = never")
     ] = "0,5000,1000,250",
+    reconnect_transactions: Annotated[
+        int, typer.Option(help="Transactions per arm of the reconnect cost")
+    ] = 200,
     only: Annotated[str, typer.Option(help="Comma-separated subset")] = ",".join(BENCHMARKS),
     out: Annotated[Path, typer.Option(help="Results (JSON, markdown)")] = BENCH_DIR / "results",
     figures: Annotated[Path, typer.Option(help="PNG figures")] = BENCH_DIR / "figures",
@@ -51,10 +56,13 @@ def main(
         duration=duration,
         warmup=warmup,
         connections=connections,
+        todos=todos,
         memory_tenants=memory_tenants or None,
+        memory_checkpoints=memory_checkpoints,
         memory_pool=memory_pool,
         memory_transactions=memory_transactions,
         max_uses=_ints(max_uses),
+        reconnect_transactions=reconnect_transactions,
         only=[name for name in only.split(",") if name],
     )
     unknown = set(options.only) - set(BENCHMARKS)

@@ -1,7 +1,7 @@
 """What every command shares: the owner's engine, and errors as one line on stderr.
 
 Light to import: SQLAlchemy, asyncpg and the settings are imported when a command first needs
-the database, so `tenantry --help` and usage errors never load them (tests/test_cli_imports.py).
+the database, so `tenantry --help` and usage errors never load them (tests/cli/test_cli_imports.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ DEBUG_VARIABLE = "TENANTRY_DEBUG"
 
 def main() -> NoReturn:
     gc.disable()
-    from service.cli import app
+    from service.cli.main import app
 
     try:
         code = app(standalone_mode=False, prog_name="tenantry")

@@ -2,7 +2,7 @@
 
 Start-up is only Typer and the command modules, which import nothing heavy at module level:
 each command imports SQLAlchemy, Alembic, the settings (and `serve` FastAPI) inside its body when
-it runs, so `tenantry --help` and usage errors stay light; tests/test_cli_imports.py holds it.
+it runs, so `tenantry --help` and usage errors stay light; tests/cli/test_cli_imports.py holds it.
 """
 
 from typing import Annotated

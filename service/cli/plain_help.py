@@ -1,7 +1,7 @@
 """Plain, conventional help: `SLUG` for an argument, as Click writes it, not Typer's `{slug}`
 and `slug <str>` (Typer 0.2x's help for arguments; options show their metavar already).
 
-Applied once, by service.cli.main; tests/test_cli_help.py fails if a Typer upgrade changes it.
+Applied once, by service.cli.main; tests/cli/test_cli_help.py fails if a Typer upgrade changes it.
 """
 
 from typing import Any

@@ -4,7 +4,7 @@ A new tenant needs the schema as it is at head, not the story of how it got ther
 `create_all` DDL (tables, sequences, indexes, enum types and any DDL attached to them with
 `event.listen(..., "after_create", DDL(...))`) followed by Alembic's own offline rendering of
 `stamp head`. The script's size does not depend on how many revisions exist.
-`tests/test_onboarding_identity.py` proves the result equals running every revision.
+`tests/lifecycle/test_onboarding_identity.py` proves the result equals running every revision.
 
 `HeadDDL` renders with the tracks a long-lived process (the API) has loaded anyway. `CachedHeadDDL`
 is for a process that creates one tenant and exits (`tenantry tenants create`): the stamp, the

@@ -1,0 +1,32 @@
+"""One rule for every list of the API: newest first, `limit` a page, and the page that ends the
+list carries no cursor (never a cursor to an empty page)."""
+
+from tenancy.provisioning import CreatedTenant
+from tenancy.testing.servers import client
+
+BODIES = {
+    "/todos": lambda n: {"content": f"item {n}"},
+    "/users": lambda n: {"email": f"user{n}@example.com", "name": f"item {n}"},
+    "/songs": lambda n: {"name": f"item {n}", "artist": "someone"},
+}
+LABEL = {"/todos": "content", "/users": "name", "/songs": "name"}
+
+
+async def test_every_list_is_newest_first_and_its_full_last_page_has_no_cursor(
+    api: str, tenant: CreatedTenant
+) -> None:
+    async with client(api, tenant.slug, tenant.api_key) as http:
+        for path, body in BODIES.items():
+            for n in range(6):
+                assert (await http.post(path, json=body(n))).status_code == 201
+            pages, cursor = [], None
+            while True:
+                params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+                page = (await http.get(path, params=params)).json()
+                pages.append([item[LABEL[path]] for item in page["items"]])
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert pages == [["item 5", "item 4", "item 3"], ["item 2", "item 1", "item 0"]], path
+            everything = (await http.get(path, params={"limit": 6})).json()
+            assert everything["next_cursor"] is None, path

@@ -1,0 +1,56 @@
+"""bench/independent (issue 17) still runs: the baseline app, the interleaved comparison and the
+per-layer variants produce numbers at tiny sizes. Timings are never asserted here. Each runs as
+`python -m bench.independent[.layer_cost]`, its own process, and its JSON is read back; the
+benchmark's own parts are unit-tested beside it (bench/independent/test_independent.py)."""
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from service.paths import PROJECT_ROOT
+
+TINY = ["--duration", "0.3", "--warmup", "0.1", "--connections", "2", "--rounds", "1"]
+TINY += ["--todos", "5"]
+BASELINE = "baseline"
+SHIPPED = "tenantry as shipped"
+
+
+async def bench(module: str, *args: str) -> None:
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", module, *args],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+async def test_tenantry_and_the_baseline_are_measured_in_one_run(
+    database: str, tmp_path: Path
+) -> None:
+    await bench("bench.independent", "--tenants", "2", *TINY, "--out", str(tmp_path))
+    results = json.loads((tmp_path / "independent_ratios.json").read_text())
+    for route in ("get_todo", "list_todos"):
+        variants = results["summary"][route]
+        assert set(variants) == {"tenantry", "tenantry, access log off", BASELINE}
+        for numbers in variants.values():
+            assert numbers["throughput"] > 0 and numbers["errors"] == 0
+            assert math.isfinite(numbers["ratio"]) and numbers["server_cpu_us"] > 0
+    assert len(results["load_average"]) == 2
+
+
+async def test_the_layer_costs_are_measured_in_process(database: str, tmp_path: Path) -> None:
+    options = ["--tenants", "2", "--requests", "20", "--blocks", "1", "--todos", "5"]
+    await bench("bench.independent.layer_cost", *options, "--out", str(tmp_path))
+    results = json.loads((tmp_path / "layer_cost.json").read_text())
+    layers = results["layers"]
+    assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | {f"without {n}" for n in layers}
+    assert all(cpu > 0 for cpu in results["cpu_us"].values())
+    assert "all of them, stacked" in results["isolated_us"]

@@ -1,0 +1,2 @@
+"""`tenantry migrate` and plain Alembic: plans, runs, the CLI, stamps, extra revisions, SQL
+splitting."""

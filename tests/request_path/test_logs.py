@@ -1,0 +1,185 @@
+"""One JSON line per request, with the route template and tenant, and never a key or a body;
+a DBA sees which tenant and request a running query belongs to."""
+
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from service.app import create_app
+from tenancy.observability.log_format import JsonFormatter, TextFormatter, configure_logging
+from tenancy.provisioning import CreatedTenant
+from tenancy.settings import TenancySettings
+from tenancy.testing.servers import client
+from tests.support.common import request_waiting_on_a_row_lock, running_server
+
+SECRET_CONTENT = "body-that-must-not-be-logged-7f3a"
+
+
+@contextmanager
+def captured_log() -> Iterator[io.StringIO]:
+    """Everything logged at INFO and above, formatted as the service formats it in production."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+
+
+def access_lines(buffer: io.StringIO) -> dict[str, dict]:
+    """Access-log entries by request id; every line of the log must be one JSON object."""
+    entries = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return {e["request_id"]: e for e in entries if e["logger"] == "tenantry.access"}
+
+
+async def test_each_request_is_one_json_line_with_route_template_status_and_tenant(
+    api: str, tenant: CreatedTenant
+) -> None:
+    with captured_log() as log:
+        async with client(api, tenant.slug, tenant.api_key) as http:
+            created = await http.post("/todos", json={"content": SECRET_CONTENT})
+            todo_id = created.json()["id"]
+            fetched = await http.get(f"/todos/{todo_id}", headers={"X-Request-ID": "trace-42.a"})
+            missing = await http.get("/todos/999999")
+            refused = await http.get(f"/todos/{todo_id}", headers={"Authorization": "Bearer no"})
+            unknown = await http.get("/no/such/path")
+            health = await http.get("/healthz")
+            docs = await http.get("/docs")
+    entries = access_lines(log)
+
+    assert fetched.headers["X-Request-ID"] == "trace-42.a"
+    expected = [
+        (created, "POST", "/todos", 201, tenant.slug),
+        (fetched, "GET", "/todos/{todo_id}", 200, tenant.slug),
+        (missing, "GET", "/todos/{todo_id}", 404, tenant.slug),
+        (refused, "GET", "/todos/{todo_id}", 401, None),
+        (unknown, "GET", "<unmatched>", 404, tenant.slug),
+        (health, "GET", "/healthz", 200, None),
+        (docs, "GET", "/docs", 200, None),
+    ]
+    for response, method, route, status, slug in expected:
+        entry = entries[response.headers["X-Request-ID"]]
+        assert (entry["method"], entry["route"], entry["status"]) == (method, route, status)
+        assert entry["tenant"] == slug
+        assert entry["level"] == "info"
+        assert entry["duration_ms"] >= 0
+    assert len(set(entries)) >= len(expected)  # every generated request id is distinct
+
+
+async def test_no_key_no_token_and_no_body_reaches_the_log(
+    api: str, tenant: CreatedTenant, other_tenant: CreatedTenant
+) -> None:
+    with captured_log() as log:
+        async with client(api, tenant.slug, tenant.api_key) as http:
+            await http.post("/todos", json={"content": SECRET_CONTENT})
+            await http.post("/users", json={"email": "secret@example.com", "name": SECRET_CONTENT})
+            await http.post("/users", json={"email": "secret@example.com", "name": SECRET_CONTENT})
+            await http.put("/todos/1", json={"content": SECRET_CONTENT, "extra": True})
+            await http.get("/todos", headers={"Authorization": f"Bearer {other_tenant.api_key}"})
+        async with client(api) as http:
+            await http.post(
+                "/admin/tenants",
+                json={"slug": "Bad Slug", "display_name": SECRET_CONTENT},
+                headers={"Authorization": "Bearer wrong-admin-token-5e1c"},
+            )
+    text = log.getvalue()
+    assert len(access_lines(log)) >= 6
+    for secret in (
+        tenant.api_key,
+        other_tenant.api_key,
+        SECRET_CONTENT,
+        "secret@example.com",
+        "wrong-admin-token-5e1c",
+        "Bearer",
+    ):
+        assert secret not in text
+
+
+async def test_an_unusable_request_id_is_replaced_by_a_generated_one(api: str) -> None:
+    hostile = ["a b", 'x"}{"level":"error', "a" * 129, "é"]
+    with captured_log() as log:
+        async with client(api) as http:
+            responses = [
+                await http.get("/healthz", headers={"X-Request-ID": value.encode()})
+                for value in hostile
+            ]
+    echoed = [r.headers["X-Request-ID"] for r in responses]
+    for value, request_id in zip(hostile, echoed, strict=True):
+        assert request_id != value
+        assert len(request_id) == 16 and int(request_id, 16) >= 0
+    assert set(echoed) <= set(access_lines(log))
+
+
+boom = APIRouter()
+
+
+@boom.get("/boom")
+async def fail_unexpectedly() -> None:
+    raise RuntimeError("an unexpected failure")
+
+
+async def test_an_unhandled_error_is_logged_as_500_and_still_echoes_the_request_id(
+    settings: TenancySettings, tenant: CreatedTenant
+) -> None:
+    app = create_app(settings)
+    app.include_router(boom)
+    with captured_log() as log:
+        async with (
+            running_server(app) as base_url,
+            client(base_url, tenant.slug, tenant.api_key) as http,
+        ):
+            response = await http.get("/boom", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    assert response.headers["X-Request-ID"] == "boom-1"
+    entry = access_lines(log)["boom-1"]
+    assert (entry["route"], entry["status"], entry["level"]) == ("/boom", 500, "error")
+
+
+def test_people_at_a_terminal_get_text_and_pipes_get_json() -> None:
+    primary, secondary = os.openpty()
+    read_end, write_end = os.pipe()
+    with open(secondary, "w") as terminal, open(write_end, "w") as pipe:
+        for stream, expected in ((terminal, TextFormatter), (pipe, JsonFormatter)):
+            configure_logging(TenancySettings(log_format="auto"), stream)
+            assert type(logging.getLogger().handlers[0].formatter) is expected
+        configure_logging(TenancySettings(log_format="json"), terminal)
+        assert type(logging.getLogger().handlers[0].formatter) is JsonFormatter
+    os.close(primary)
+    os.close(read_end)
+    logging.getLogger().handlers.clear()
+
+
+def test_text_lines_carry_the_same_fields_for_people() -> None:
+    record = logging.LogRecord("tenantry.access", logging.INFO, "", 0, "request", (), None)
+    record.fields = {"method": "GET", "route": "/todos/{todo_id}", "status": 200}
+    line = TextFormatter().format(record)
+    assert line.endswith(
+        "INFO  tenantry.access request method=GET route=/todos/{todo_id} status=200"
+    )
+    assert json.loads(JsonFormatter().format(record))["route"] == "/todos/{todo_id}"
+
+
+async def test_pg_stat_activity_names_the_tenant_and_request_of_a_running_query(
+    api: str, engine: AsyncEngine, settings: TenancySettings, tenant: CreatedTenant
+) -> None:
+    prefix, request_id = settings.application_name + ":", {"X-Request-ID": "dba-7"}
+    async with client(api, tenant.slug, tenant.api_key) as http:
+        async with request_waiting_on_a_row_lock(
+            http, engine, tenant.schema, prefix, request_id
+        ) as (backend, update):
+            pass  # the other session has looked while the query was running
+        assert (await update).status_code == 200
+    assert backend["application_name"] == f"{settings.application_name}:{tenant.slug}:dba-7"
+    assert backend["query"].lstrip().upper().startswith("UPDATE TODOS")

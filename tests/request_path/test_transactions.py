@@ -1,0 +1,38 @@
+"""A request's writes commit together or not at all."""
+
+from fastapi import APIRouter
+
+from service.app import create_app
+from service.deps import TenantSession
+from service.todos import Todo
+from tenancy.provisioning import CreatedTenant
+from tenancy.settings import TenancySettings
+from tenancy.testing.servers import client
+from tests.support.common import running_server
+
+failing = APIRouter()
+
+
+@failing.post("/failing-write")
+async def write_two_todos_then_fail(session: TenantSession) -> None:
+    session.add_all([Todo(content="first write"), Todo(content="second write")])
+    await session.flush()
+    raise RuntimeError("boom after writing")
+
+
+async def test_a_failing_write_rolls_back_completely(
+    settings: TenancySettings, tenant: CreatedTenant
+) -> None:
+    app = create_app(settings)
+    app.include_router(failing)
+    async with (
+        running_server(app) as base_url,
+        client(base_url, tenant.slug, tenant.api_key) as http,
+    ):
+        response = await http.post("/failing-write")
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("/internal-error")
+        assert (await http.get("/todos")).json()["items"] == []
+        created = await http.post("/todos", json={"content": "after the failure"})
+        assert created.status_code == 201
