@@ -1,7 +1,7 @@
 """Keys of what the ASGI state carries (scope["state"], `request.state.<key>`).
 
 A leaf: no imports, so a middleware that reads the state imports nothing to name a key (the
-runtime's module pulls in SQLAlchemy and Alembic).
+runtime's module pulls in SQLAlchemy's engine, the tenant directory and the migration tracks).
 """
 
 RUNTIME_KEY = "runtime"

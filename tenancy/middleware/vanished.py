@@ -31,7 +31,7 @@ from tenancy.middleware.replay import first_attempt, wraps_error
 from tenancy.registry import ResolvedTenant
 from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
 
-if TYPE_CHECKING:  # the runtime's module imports Alembic; a request needs none of it
+if TYPE_CHECKING:  # the runtime's module builds engines and loads the migration tracks
     from tenancy.runtime import Runtime
 
 log = logging.getLogger(__name__)
