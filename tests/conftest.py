@@ -25,8 +25,8 @@ from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import bootstrap_url, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks, load_tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import grant_membership_on_workers, setup_roles
 from tenancy.settings import TenancySettings, get_settings
 from tests.citus_support import create_test_database, drop_test_database, skip_single_server_tests

@@ -7,7 +7,9 @@ import json
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.provisioning import CreatedTenant, create_key, revoke_key, set_status
+from tenancy.lifecycle.api_keys import create_key, revoke_key
+from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.lifecycle.status import set_status
 from tests.support import client, raw_request, row_counts, schema_names, tenant_headers
 
 PROBLEM = "application/problem+json"

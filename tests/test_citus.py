@@ -22,8 +22,8 @@ from service.models import TenantBase
 from tenancy.citus import LOCK_WAITS, WHO_BLOCKS_WHOM
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tests.citus_support import citus_workers, on_node
 from tests.conftest import RUNTIME_ROLE
 from tests.migrate_support import (

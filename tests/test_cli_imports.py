@@ -17,7 +17,7 @@ import typer.main
 
 from service.cli import app
 from service.paths import PROJECT_ROOT
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tests.cli_imports import (
     DATABASE_LIBRARIES,
     WEB_LIBRARIES,

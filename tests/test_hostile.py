@@ -12,7 +12,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tests.routes import operations
 from tests.support import client, raw_request, row_counts, schema_names, tenant_headers

@@ -2,8 +2,8 @@
 
 import pytest
 
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant
 from tests.conftest import ADMIN_TOKEN
 from tests.support import client
 

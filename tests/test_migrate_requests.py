@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.replay import ReplayStaleStatements
 from tests.conftest import make_settings
 from tests.support import client, running_server

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.census import TenantRef
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.execute import Job, migrate_tenant
@@ -18,7 +19,6 @@ from tenancy.migrate.results import LockPolicy, Outcome, Summary
 from tenancy.migrate.targets import Step
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tests.conftest import run_alembic
 from tests.lifecycle_support import wait_for_blocked
 from tests.migrate_support import (

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.ratelimit import RateLimiter, TokenBucket
 from tenancy.registry import ResolvedTenant
 from tenancy.settings import TenancySettings

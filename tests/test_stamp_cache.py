@@ -7,9 +7,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from service.models import TenantBase
+from service.onboarding import TENANT_MODELS
 from service.paths import ALEMBIC_INI
-from tenancy.lifecycle.build.head_ddl import CachedHeadDDL, HeadDDL, stamp_sql
-from tenancy.lifecycle.build.stamp_cache import CACHE_PREFIX, cached_stamp_sql
+from tenancy.lifecycle.schema_builders.head_ddl import CachedHeadDDL, HeadDDL, stamp_sql
+from tenancy.lifecycle.schema_builders.stamp_cache import CACHE_PREFIX, cached_stamp_sql
 from tenancy.migrate.tracks import load_tracks
 from tests.migrate_support import ADD_PRIORITY, LIVE_BACKFILL, scratch_alembic
 
@@ -27,7 +28,7 @@ def cache_files(ini: Path) -> list[Path]:
 
 def test_the_cached_script_is_the_one_alembic_renders() -> None:
     tracks = load_tracks(ALEMBIC_INI)
-    cached = CachedHeadDDL(ALEMBIC_INI, TenantBase.metadata).script()
+    cached = CachedHeadDDL(ALEMBIC_INI, TENANT_MODELS).script()
     assert cached == HeadDDL(tracks, TenantBase.metadata).script()
     assert "INSERT INTO alembic_version" in cached and tracks.tenant_head in cached
 

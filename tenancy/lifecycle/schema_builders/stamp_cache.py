@@ -26,7 +26,7 @@ def _render(alembic_ini: Path) -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from tenancy.lifecycle.build.head_ddl import stamp_sql
+    from tenancy.lifecycle.schema_builders.head_ddl import stamp_sql
 
     script = ScriptDirectory.from_config(Config(alembic_ini))
     head = script.get_current_head()

@@ -1,0 +1,1 @@
+"""Shared test and benchmark kit: reference implementations and helpers, no production code."""
