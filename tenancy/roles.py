@@ -439,7 +439,7 @@ async def _refuse_privileged(conn: AsyncConnection, role: str, what: str = "runt
     may create roles or databases or bypass row security, or one of PRIVILEGED_PREDEFINED_ROLES
     would make the whole split pointless."""
     found = await conn.scalar(
-        _PRIVILEGED, {"role": role, "predefined": list(PRIVILEGED_PREDEFINED_ROLES)}
+        _sql(_PRIVILEGED), {"role": role, "predefined": list(PRIVILEGED_PREDEFINED_ROLES)}
     )
     if found is None:
         return
