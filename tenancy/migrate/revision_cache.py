@@ -5,9 +5,11 @@ changes when the revisions, alembic.ini or Alembic do, and deriving it means imp
 (a good part of a short CLI process). So it is kept in
 `<tenant script_location>/__pycache__/<prefix><digest><suffix>`, the digest taken over exactly
 those: alembic.ini's bytes, Alembic's version, and the path and bytes of every file under each
-track's versions folder. Any change gives another digest, so a stale file is never read; a config
-this module does not follow (`version_locations`, a package `script_location`) or a folder it
-cannot write just means deriving every time. Light to import: no Alembic, no SQLAlchemy.
+track's versions folder (plus, for what is also derived from other files, such as the head
+script from the tenant models, those files' bytes and their libraries' versions). Any change
+gives another digest, so a stale file is never read; a config this module does not follow
+(`version_locations`, a package `script_location`) or a folder it cannot write just means
+deriving every time. Light to import: no Alembic, no SQLAlchemy.
 """
 
 import configparser

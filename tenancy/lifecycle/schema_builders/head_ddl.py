@@ -92,9 +92,9 @@ def cached_head_script(alembic_ini: Path, models: TenantModels) -> str:
     from tenancy.migrate.revision_cache import TENANT_SECTION, derived
 
     def render() -> str:
-        from tenancy.lifecycle.schema_builders.stamp_cache import cached_stamp_sql
+        from tenancy.lifecycle.schema_builders.stamp_cache import stamp_sql_on_disk
 
-        return create_all_sql(models.load()) + cached_stamp_sql(alembic_ini)
+        return create_all_sql(models.load()) + stamp_sql_on_disk(alembic_ini)
 
     return derived(
         alembic_ini,
