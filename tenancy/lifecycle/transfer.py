@@ -64,7 +64,7 @@ from tenancy.registry import tenants
 
 _ARCHIVED_SLUG = re.compile(r"^archived_[0-9]+_")  # what is left is the slug, with _ for -
 
-__all__ = ["IMPORT_STEPS", "ExportedTenant", "InvalidArchive", "export_tenant", "import_tenant"]
+__all__ = ["IMPORT_STEPS", "ExportedTenant", "export_tenant", "import_tenant"]
 
 
 class ExportTargetExists(LifecycleError):
