@@ -33,9 +33,9 @@ from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
 from tenancy.database import asyncpg_dsn, create_engine
 from tenancy.lifecycle.inventory import tenant_inventory
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.citus import CITUS_WORKERS_ENV, citus_workers, on_node
 from tenancy.testing.fleets import PROJECT_HEAD, Fleet, Revision, scratch_alembic

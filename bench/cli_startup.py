@@ -48,12 +48,12 @@ from bench.readme import write_section
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import asyncpg_dsn, database_url
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.heads import cached_heads, load_tracks_remembering_heads
 from tenancy.migrate.noop import nothing_to_do
 from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.fleets import Fleet, throwaway_fleet
 from tenancy.testing.throwaway import throwaway_url

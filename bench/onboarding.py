@@ -38,17 +38,16 @@ from service.models import TenantBase
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import asyncpg_dsn, bootstrap_url, create_engine, ensure_database
 from tenancy.lifecycle.blueprint import TenantBlueprint
-from tenancy.lifecycle.build.head_ddl import HeadDDL
-from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
-from tenancy.lifecycle.build.replay_script import ReplayScript
 from tenancy.lifecycle.catalog import catalog_differences, schema_catalog
+from tenancy.lifecycle.onboarding import create_tenant
+from tenancy.lifecycle.schema_builders.head_ddl import HeadDDL
 from tenancy.migrate.tracks import Tracks, load_tracks, upgrade_shared
 from tenancy.naming import quote_schema, tenant_schema
-from tenancy.provisioning import create_tenant
 from tenancy.roles import runtime_group, tenant_grants
 from tenancy.search_path import ENTER_SCHEMA_ASYNCPG, search_path_value
 from tenancy.settings import TenancySettings
 from tenancy.testing.drop import drop_database
+from tenancy.testing.replay_builders import ReplayAlembic, ReplayScript
 
 FLOOR_VS_RAW, GOAL_VS_RAW, FLAT = 3.0, 1.5, 1.2
 

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from service.app import create_app
 from service.paths import ALEMBIC_INI
 from tenancy.database import bootstrap_url, ensure_database
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import create_tenant
 from tenancy.roles import setup_roles
 from tenancy.settings import TenancySettings
 from tenancy.testing.drop import drop_database
 from tenancy.testing.pgbouncer import installed, running_pgbouncer
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client, running_server
 from tenancy.testing.throwaway import run_alembic, throwaway_url
 
@@ -60,7 +61,7 @@ async def main(n: int, c: int) -> None:
         engine = create_async_engine(owner)
         async with engine.begin() as conn:
             await setup_roles(conn, RUNTIME_ROLE)
-        tenant = await create_tenant(engine, load_tracks(ALEMBIC_INI), "bench")
+        tenant = await create_tenant(engine, replayed(load_tracks(ALEMBIC_INI)), "bench")
         await engine.dispose()
         runtime = make_url(owner).set(username=RUNTIME_ROLE).render_as_string(False)
         pool = {"pool_size": 10, "max_overflow": 0, "owner_database_url": owner}

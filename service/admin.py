@@ -27,6 +27,7 @@ from tenancy.lifecycle.errors import (
     UnknownTenant,
 )
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
 from tenancy.one_line import first_line
@@ -37,7 +38,6 @@ from tenancy.problems import (
     problem_responses,
     process_behind,
 )
-from tenancy.provisioning import create_tenant
 from tenancy.runtime import Runtime
 
 

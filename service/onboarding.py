@@ -1,42 +1,70 @@
 """What a new tenant of this service is made of, and where a deployment seeds its default rows.
 
 `tenantry tenants create` and `POST /admin/tenants` both build tenants from `tenant_blueprint()`:
-the tables of `service.models` at the tenant track's head (rendered once per process, not
-replayed revision by revision), then `seed_new_tenant`, all in the onboarding transaction.
-The CLI passes the alembic.ini path instead of loaded tracks: the same script, with the stamp
-cached beside the revisions, so `tenantry tenants create` imports no Alembic, FastAPI or router.
+the tables of `service.models` at the tenant track's head (rendered once, not replayed revision
+by revision), then `seed_new_tenant` if one is set, all in the onboarding transaction.
+The CLI passes the alembic.ini path instead of loaded tracks: the same script, cached whole
+beside the revisions, so `tenantry tenants create` imports no Alembic, SQLAlchemy, FastAPI or
+router (nor the models) while the cache is warm, and goes over one plain asyncpg connection
+unless a seed hook is set.
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from tenancy.lifecycle.blueprint import SeedHook, TenantBlueprint
+from tenancy.lifecycle.schema_builders.head_ddl import CachedHeadDDL, TenantModels
 
-from service.models import TenantBase
-from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint
-from tenancy.lifecycle.build.head_ddl import CachedHeadDDL
-from tenancy.migrate.tracks import Tracks
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+    from tenancy.migrate.tracks import Tracks
 
 
-async def seed_new_tenant(conn: AsyncConnection, tenant: NewTenant) -> None:
-    """The seeding hook: add the rows every new tenant should start with here.
+seed_new_tenant: SeedHook | None = None
+"""The seeding hook: None (every tenant starts empty), or an async function adding the rows
+every new tenant should start with, `seed_new_tenant(conn, tenant)`.
 
-    It runs inside the onboarding transaction with the tenant's schema as the search_path, so
-    tables are named without a schema; if it raises, the tenant is not created at all. Use
-    Core statements on `conn`, or an ORM session bound to it, for example::
+It runs inside the onboarding transaction with the tenant's schema as the search_path, so
+tables are named without a schema; if it raises, the tenant is not created at all. `conn` is a
+SQLAlchemy AsyncConnection (`tenant` a tenancy.lifecycle.blueprint.NewTenant): use Core
+statements on it, or an ORM session bound to it, for example::
 
-        from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    from service.models import Todo
+    from tenancy.lifecycle.blueprint import NewTenant
+
+
+    async def welcome(conn: AsyncConnection, tenant: NewTenant) -> None:
         session = AsyncSession(bind=conn)
         session.add(Todo(content=f"Welcome, {tenant.display_name}!"))
         await session.flush()
 
-    This service starts every tenant empty.
-    """
+
+    seed_new_tenant = welcome
+
+With a hook set, `tenantry tenants create` creates tenants on a SQLAlchemy engine (as the API
+does) rather than over plain asyncpg.
+"""
 
 
-def tenant_blueprint(tracks: Tracks | Path) -> TenantBlueprint:
+def tenant_metadata() -> "MetaData":
+    """The tenant tables (imports the models, and SQLAlchemy with them)."""
+    from service.models import TenantBase
+
+    return TenantBase.metadata
+
+
+TENANT_MODELS = TenantModels(tenant_metadata, (Path(__file__).resolve().parent,))
+"""The models, and the files they are defined in: every module of this package (a cached head
+script names their bytes, so any edit here renders it again once)."""
+
+
+def tenant_blueprint(tracks: "Tracks | Path") -> TenantBlueprint:
     """Looks the hook up at each call, so a deployment (or a test) may swap seed_new_tenant.
 
     `tracks` loaded (the API) or the alembic.ini naming them (a one-tenant process, the CLI)."""
     if isinstance(tracks, Path):
-        return TenantBlueprint(CachedHeadDDL(tracks, TenantBase.metadata), seed=seed_new_tenant)
-    return TenantBlueprint.from_models(tracks, TenantBase.metadata, seed=seed_new_tenant)
+        return TenantBlueprint(CachedHeadDDL(tracks, TENANT_MODELS), seed=seed_new_tenant)
+    return TenantBlueprint.from_models(tracks, tenant_metadata(), seed=seed_new_tenant)

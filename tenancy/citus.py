@@ -9,13 +9,14 @@ sharding (docs/scale-out.md), except where Citus behaves differently:
 - lock waits show on the workers: `LOCK_WAITS` and `WHO_BLOCKS_WHOM` lead back to the request.
 """
 
+from weakref import WeakKeyDictionary
+
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.sql_statements import split_statements
 
 HAS_CITUS = "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus')"
-_INFO_KEY = "tenantry.citus"
+_ASKED: "WeakKeyDictionary[asyncpg.Connection, bool]" = WeakKeyDictionary()
 
 
 async def is_citus(conn: asyncpg.Connection) -> bool:
@@ -23,13 +24,13 @@ async def is_citus(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(HAS_CITUS))
 
 
-async def is_citus_pooled(conn: AsyncConnection) -> bool:
-    """`is_citus`, asked once per pooled connection (kept in the connection's `info`)."""
-    info = conn.info
-    if _INFO_KEY not in info:
-        raw = (await conn.get_raw_connection()).driver_connection
-        info[_INFO_KEY] = await is_citus(raw)
-    return bool(info[_INFO_KEY])
+async def is_citus_pooled(conn: asyncpg.Connection) -> bool:
+    """`is_citus`, asked once per connection (a pooled one's driver connection included): the
+    answer is kept for as long as the connection lives."""
+    known = _ASKED.get(conn)
+    if known is None:
+        known = _ASKED[conn] = await is_citus(conn)
+    return known
 
 
 def statements_for(script: str, citus: bool) -> tuple[str, ...]:

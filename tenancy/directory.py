@@ -25,7 +25,8 @@ import time
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.registry import NOTIFY_CHANNEL, ResolvedTenant, resolve_tenant, resolve_tenants
+from tenancy.naming import NOTIFY_CHANNEL
+from tenancy.registry import ResolvedTenant, resolve_tenant, resolve_tenants
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,12 @@
 is configured (a `tenantry migrate` with nothing to do needs nothing else of it)."""
 
 import re
+from typing import TYPE_CHECKING
 
 from tenancy.settings import TenancySettings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _DRIVER = re.compile(r"postgres(?:ql)?(?:\+[a-z0-9_]+)?://", re.IGNORECASE)
 
@@ -28,3 +32,16 @@ async def owner_url(settings: TenancySettings) -> str:
     from tenancy.database import database_url
 
     return await database_url(settings)
+
+
+async def owner_connection(settings: TenancySettings) -> "asyncpg.Connection":
+    """One plain asyncpg connection as the owner, opened as the owner's engine opens its own
+    (tenancy.database.create_engine): the same login, the same application_name, and no
+    statement cache behind PgBouncer."""
+    import asyncpg
+
+    return await asyncpg.connect(
+        plain_dsn(await owner_url(settings)),
+        server_settings={"application_name": settings.application_name},
+        **({"statement_cache_size": 0} if settings.pgbouncer else {}),
+    )

@@ -6,6 +6,9 @@ import secrets
 REGISTRY_SCHEMA = "tenantry"
 """The shared schema holding the registry; never on a tenant's search_path."""
 
+NOTIFY_CHANNEL = "tenantry_registry"
+"""Registry changes are announced here (payload: the slug) so every process reloads that tenant."""
+
 EXTENSIONS_SCHEMA = "extensions"
 """The one shared schema on every tenant's search_path, after the tenant's own: extensions are
 installed there (`CREATE EXTENSION citext SCHEMA extensions`, in a shared revision), so their

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.live_tenants import live_tenants_query
-from tenancy.naming import REGISTRY_SCHEMA, checked_schema
+from tenancy.naming import NOTIFY_CHANNEL, REGISTRY_SCHEMA, checked_schema
 
 registry_metadata = MetaData(schema=REGISTRY_SCHEMA)
 
@@ -93,9 +93,6 @@ IS_LIVE = tenants.c.status != ARCHIVED
 
 LOAD_BATCH = 2000
 """Rows of the whole-registry load built into the map between two yields to the event loop."""
-
-NOTIFY_CHANNEL = "tenantry_registry"
-"""Registry changes are announced here (payload: the slug) so every process reloads that tenant."""
 
 
 @dataclass(frozen=True, slots=True)

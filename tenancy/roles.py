@@ -10,15 +10,16 @@ migrations add in that schema usable too. No grant covers a tenant's `alembic_ve
 archived tenant's schema loses every grant until it is restored.
 """
 
+from __future__ import annotations
+
 import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.naming import (
     REGISTRY_SCHEMA,
@@ -27,7 +28,10 @@ from tenancy.naming import (
     is_tenant_schema,
     quote_schema,
 )
-from tenancy.registry import tenant_schemas
+
+if TYPE_CHECKING:
+    from sqlalchemy import TextClause
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 RUNTIME_GROUP_PREFIX = "tenantry_runtime_"
 """`runtime_group(database)`: holds every privilege of the API there; logins get them by
@@ -59,30 +63,37 @@ REGISTRY_GRANTS = {
 """The registry columns the API reads (tenant lookup, key check, rate limits, /readyz,
 /metrics); nothing else."""
 
+
+@lru_cache(maxsize=64)
+def _sql(statement: str) -> TextClause:
+    """SQLAlchemy's text(), imported on first use: onboarding grants over plain asyncpg
+    (`grant_runtime`) and imports this module without SQLAlchemy."""
+    from sqlalchemy import text
+
+    return text(statement)
+
+
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-_ONE_SETUP_AT_A_TIME = text("SELECT pg_advisory_xact_lock(hashtext('tenantry roles setup'))")
+_ONE_SETUP_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('tenantry roles setup'))"
 """Concurrent GRANTs on one object fail ("tuple concurrently updated"): API workers starting
 together on the embedded server each run the setup."""
-_IS_MEMBER = text("SELECT pg_has_role(:role, :group, 'MEMBER')")
-_ROLE_EXISTS = text("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)")
-_PRIVILEGED = text(
-    """
+_IS_MEMBER = "SELECT pg_has_role(:role, :group, 'MEMBER')"
+_ROLE_EXISTS = "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)"
+_PRIVILEGED = """
     SELECT r.rolname FROM pg_roles r
     WHERE pg_has_role(:role, r.oid, 'MEMBER')
       AND (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb
            OR r.rolname = ANY(:predefined))
     ORDER BY r.rolname <> :role, r.rolname LIMIT 1"""
-)
 """The first role `role` is, or can become by membership (direct or not, inherited or by SET
 ROLE), that is privileged: itself first."""
-_SET_UP_HERE = text(
-    """
+_SET_UP_HERE = """
     SELECT EXISTS (
         SELECT FROM pg_database d, aclexplode(d.datacl) a
-        WHERE d.datname = current_database() AND a.grantee = to_regrole(:group)
+        WHERE d.datname = current_database() AND a.grantee = to_regrole($1)
           AND a.privilege_type = 'CONNECT')"""
-)
+"""(asyncpg) Whether the group $1 holds CONNECT on this database."""
 
 
 class RoleSetupError(Exception):
@@ -117,7 +128,7 @@ def runtime_group(database: str) -> str:
 
 
 async def current_runtime_group(conn: AsyncConnection) -> str:
-    return runtime_group(await conn.scalar(text("SELECT current_database()")))
+    return runtime_group(await conn.scalar(_sql("SELECT current_database()")))
 
 
 def tenant_grants(schema: str, group: str, *, versioned: bool = True) -> list[str]:
@@ -162,27 +173,32 @@ def registry_grants(group: str) -> list[str]:
     return grants
 
 
-async def set_up_group(conn: AsyncConnection) -> str | None:
+async def set_up_group(conn: asyncpg.Connection) -> str | None:
     """This database's runtime group, if `roles setup` ran here (the group holds CONNECT on
     it); None in one-role mode, or where only another database was set up."""
-    group = await current_runtime_group(conn)
-    return group if await conn.scalar(_SET_UP_HERE, {"group": group}) else None
+    group = runtime_group(await conn.fetchval("SELECT current_database()"))
+    return group if await conn.fetchval(_SET_UP_HERE, group) else None
 
 
-async def grant_runtime(conn: AsyncConnection, schema: str) -> None:
+async def grant_runtime(conn: asyncpg.Connection, schema: str) -> None:
     """Let the runtime role use one tenant schema, inside the caller's (onboarding, import,
-    restore) transaction. Nothing to do where this database has no runtime role set up."""
+    restore) transaction, on its plain asyncpg connection: the one place for per-schema
+    privileges, run once the schema's tables exist, so `GRANT ... ON ALL TABLES IN SCHEMA`
+    covers them and `ALTER DEFAULT PRIVILEGES IN SCHEMA` covers tables later migrations add.
+    Nothing to do where this database has no runtime role set up."""
     group = await set_up_group(conn)
     if group is not None:
-        await _run_all(conn, tenant_grants(schema, group))
+        for statement in tenant_grants(schema, group):
+            await conn.execute(statement)
 
 
-async def revoke_runtime(conn: AsyncConnection, quoted_schema: str) -> None:
+async def revoke_runtime(conn: asyncpg.Connection, quoted_schema: str) -> None:
     """Take every runtime privilege off a schema (an archived tenant's), in the caller's
-    transaction; `quoted_schema` comes from naming's quote functions."""
+    transaction on its asyncpg connection; `quoted_schema` comes from naming's quote functions."""
     group = await set_up_group(conn)
     if group is not None:
-        await _run_all(conn, revoke_grants(quoted_schema, group))
+        for statement in revoke_grants(quoted_schema, group):
+            await conn.execute(statement)
 
 
 async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | None = None) -> bool:
@@ -196,8 +212,8 @@ async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | No
     a privileged role. True when the role was created.
     """
     owner = checked_role(owner_role)
-    await conn.execute(_ONE_SETUP_AT_A_TIME)
-    if owner == await conn.scalar(text("SELECT current_user")):
+    await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
+    if owner == await conn.scalar(_sql("SELECT current_user")):
         raise RoleSetupError(
             f"the owner role {owner!r} is the bootstrap role itself: the owner must be a role "
             "of its own, not a superuser (TENANTRY_OWNER_DATABASE_URL)"
@@ -206,17 +222,14 @@ async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | No
         conn, owner, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", password
     )
     await _refuse_privileged(conn, owner, "owner role")
-    database = await conn.scalar(text("SELECT current_database()"))
+    database = await conn.scalar(_sql("SELECT current_database()"))
     await _exec_formatted(conn, "ALTER DATABASE %I OWNER TO %I", database, owner)
     await _adopt_schemas(conn, owner)
     return created
 
 
-_TENANTRY_SCHEMAS = text(
-    "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace ORDER BY nspname"
-)
-_FOREIGN_RELATIONS = text(
-    """
+_TENANTRY_SCHEMAS = "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace ORDER BY nspname"
+_FOREIGN_RELATIONS = """
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = ANY(:schemas) AND c.relowner <> to_regrole(:owner)
       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
@@ -224,14 +237,13 @@ _FOREIGN_RELATIONS = text(
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                         AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
     ORDER BY 1, 2"""
-)
 
 
 async def _adopt_schemas(conn: AsyncConnection, owner: str) -> None:
     """Hand the registry, tenant, archive and staging schemas (and their relations) to owner."""
     schemas = [
         (name, current)
-        for name, current in (await conn.execute(_TENANTRY_SCHEMAS)).all()
+        for name, current in (await conn.execute(_sql(_TENANTRY_SCHEMAS))).all()
         if name == REGISTRY_SCHEMA
         or is_tenant_schema(name)
         or is_archive_schema(name)
@@ -241,7 +253,7 @@ async def _adopt_schemas(conn: AsyncConnection, owner: str) -> None:
         if current != owner:
             await _exec_formatted(conn, "ALTER SCHEMA %I OWNER TO %I", name, owner)
     names = [name for name, _ in schemas]
-    relations = await conn.execute(_FOREIGN_RELATIONS, {"schemas": names, "owner": owner})
+    relations = await conn.execute(_sql(_FOREIGN_RELATIONS), {"schemas": names, "owner": owner})
     for schema, relation in relations.all():
         await _exec_formatted(conn, "ALTER TABLE %I.%I OWNER TO %I", schema, relation, owner)
 
@@ -263,21 +275,21 @@ async def setup_roles(
     is made as the owner (SET LOCAL ROLE), whose default privileges are the ones that count.
     """
     login_role = checked_role(login_role)
-    await conn.execute(_ONE_SETUP_AT_A_TIME)
-    current = await conn.scalar(text("SELECT current_user"))
+    await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
+    current = await conn.scalar(_sql("SELECT current_user"))
     if login_role in (current, owner):
         raise RoleSetupError(
             f"the runtime role {login_role!r} is the owner role itself: give the API a role "
             "of its own (TENANTRY_DATABASE_URL) and the owner another (TENANTRY_OWNER_DATABASE_URL)"
         )
-    has_registry = await conn.scalar(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": _TENANTS})
+    has_registry = await conn.scalar(_sql("SELECT to_regclass(:t) IS NOT NULL"), {"t": _TENANTS})
     if require_registry and not has_registry:
         raise RoleSetupError("no registry yet: run `tenantry migrate` first")
     group = await current_runtime_group(conn)
     await _create_role(conn, group, "NOLOGIN")
     created = await _create_role(conn, login_role, "LOGIN", password)
     await _refuse_privileged(conn, login_role)
-    if not await conn.scalar(_IS_MEMBER, {"role": login_role, "group": group}):
+    if not await conn.scalar(_sql(_IS_MEMBER), {"role": login_role, "group": group}):
         await _exec_formatted(conn, f"GRANT {group} TO %I", login_role)
     if owner is not None:
         await _exec_formatted(conn, "SET LOCAL ROLE %I", checked_role(owner))
@@ -285,6 +297,8 @@ async def setup_roles(
     schemas: list[str] = []
     if has_registry:
         await _run_all(conn, registry_grants(group))
+        from tenancy.registry import tenant_schemas
+
         schemas = await _existing(conn, await tenant_schemas(conn))
         versioned = await _versioned(conn, schemas)
         for schema in schemas:
@@ -299,7 +313,7 @@ _TENANTS = f"{REGISTRY_SCHEMA}.tenants"
 LEGACY_GROUP = "tenantry_runtime"
 """The cluster-wide group of earlier versions, shared by every database on the server."""
 
-_EXISTING = text(
+_EXISTING = (
     "SELECT nspname FROM pg_namespace WHERE nspname = ANY(CAST(CAST(:schemas AS text[]) AS name[]))"
 )
 """Bound as text[] (a type asyncpg knows without asking the server), compared as name[]."""
@@ -308,11 +322,11 @@ _EXISTING = text(
 async def _existing(conn: AsyncConnection, schemas: list[str]) -> list[str]:
     """The schemas that exist, in order: a registered tenant whose schema was dropped by hand has
     nothing to grant (`tenantry migrate` reports it, `tenants purge` settles it)."""
-    present = set(await conn.scalars(_EXISTING, {"schemas": schemas}))
+    present = set(await conn.scalars(_sql(_EXISTING), {"schemas": schemas}))
     return [schema for schema in schemas if schema in present]
 
 
-_VERSIONED = text(
+_VERSIONED = (
     "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " WHERE c.relname = 'alembic_version'"
     " AND n.nspname = ANY(CAST(CAST(:schemas AS text[]) AS name[]))"
@@ -321,7 +335,7 @@ _VERSIONED = text(
 
 async def _versioned(conn: AsyncConnection, schemas: list[str]) -> set[str]:
     """Those of schemas that have a version table (one that lost it is reported by `migrate`)."""
-    return set(await conn.scalars(_VERSIONED, {"schemas": schemas}))
+    return set(await conn.scalars(_sql(_VERSIONED), {"schemas": schemas}))
 
 
 async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> None:
@@ -336,12 +350,12 @@ async def _forget_legacy_group(conn: AsyncConnection, schemas: list[str]) -> Non
         await _run_all(conn, revoke_grants(quote_schema(schema), LEGACY_GROUP))
 
 
-_HAS_CITUS = text("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
-_GRANT_ON_WORKERS = text(
+_HAS_CITUS = "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')"
+_GRANT_ON_WORKERS = (
     "SELECT success, result FROM run_command_on_workers("
     "format('GRANT %I TO %I', CAST(:group AS text), CAST(:role AS text)))"
 )
-_MEMBER_ON_WORKERS = text(
+_MEMBER_ON_WORKERS = (
     "SELECT success, result FROM run_command_on_workers(format("
     "'SELECT pg_has_role(%L, %L, ''MEMBER'')', CAST(:role AS text), CAST(:group AS text)))"
 )
@@ -360,16 +374,16 @@ async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -
     GRANT); a GRANT cancelled as a distributed deadlock is tried up to 3 times, 0.5 s apart.
 
     Raises RoleSetupError naming the worker's error when a GRANT still fails."""
-    if not await conn.scalar(_HAS_CITUS):
+    if not await conn.scalar(_sql(_HAS_CITUS)):
         return
     params = {"group": setup.group, "role": setup.login_role}
     for attempt in range(1, _WORKER_ATTEMPTS + 1):
-        members = (await conn.execute(_MEMBER_ON_WORKERS, params)).all()
+        members = (await conn.execute(_sql(_MEMBER_ON_WORKERS), params)).all()
         if all(success and result == "t" for success, result in members):
             return
         failures = [
             result
-            for success, result in await conn.execute(_GRANT_ON_WORKERS, params)
+            for success, result in await conn.execute(_sql(_GRANT_ON_WORKERS), params)
             if not success
         ]
         if not failures:
@@ -386,7 +400,7 @@ async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str
     database must not reach this one), and no one but the owner creates temporary tables or
     objects in `public` (PostgreSQL 15+ already refuses the latter by default). CONNECT held by
     this database's group is also the mark that it was set up for a runtime role."""
-    database = await conn.scalar(text("SELECT current_database()"))
+    database = await conn.scalar(_sql("SELECT current_database()"))
     await _exec_formatted(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC", database)
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO CURRENT_USER", database)
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, group)
@@ -395,7 +409,7 @@ async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str
 
 
 async def _role_exists(conn: AsyncConnection, role: str) -> bool:
-    return bool(await conn.scalar(_ROLE_EXISTS, {"role": role}))
+    return bool(await conn.scalar(_sql(_ROLE_EXISTS), {"role": role}))
 
 
 async def _create_role(
@@ -407,6 +421,8 @@ async def _create_role(
     template, args = f"CREATE ROLE %I {kind}", [role]
     if password is not None:
         template, args = template + " PASSWORD %L", [role, password]
+    from sqlalchemy.exc import DBAPIError
+
     try:
         async with conn.begin_nested():
             await _exec_formatted(conn, template, *args)
@@ -423,7 +439,7 @@ async def _refuse_privileged(conn: AsyncConnection, role: str, what: str = "runt
     may create roles or databases or bypass row security, or one of PRIVILEGED_PREDEFINED_ROLES
     would make the whole split pointless."""
     found = await conn.scalar(
-        _PRIVILEGED, {"role": role, "predefined": list(PRIVILEGED_PREDEFINED_ROLES)}
+        _sql(_PRIVILEGED), {"role": role, "predefined": list(PRIVILEGED_PREDEFINED_ROLES)}
     )
     if found is None:
         return
@@ -439,7 +455,7 @@ async def _exec_formatted(conn: AsyncConnection, template: str, *args: str) -> N
     params = {f"a{i}": arg for i, arg in enumerate(args)}
     placeholders = "".join(f", CAST(:{name} AS text)" for name in params)
     statement = await conn.scalar(
-        text(f"SELECT format(:template{placeholders})"), {"template": template, **params}
+        _sql(f"SELECT format(:template{placeholders})"), {"template": template, **params}
     )
     await conn.exec_driver_sql(statement)
 

@@ -22,8 +22,8 @@ from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
 from tenancy.database import bootstrap_url, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks, load_tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import grant_membership_on_workers, setup_roles
 from tenancy.settings import TenancySettings, get_settings
 from tenancy.testing.throwaway import create_test_database, drop_test_database, throwaway_url

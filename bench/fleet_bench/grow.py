@@ -1,6 +1,6 @@
 """Growing the fleet: real onboardings, timed one by one, and one seeded todo per tenant.
 
-Tenants are made by `tenancy.provisioning.create_tenant` with the service's blueprint (what
+Tenants are made by `tenancy.lifecycle.onboarding.create_tenant` with the service's blueprint (what
 `tenantry tenants create` does), several at once. Their API keys are appended to a keys file as
 they are made, so a kept fleet database can be measured again or grown further in a later run.
 The seeding (one todo naming the tenant, for the request benchmark to find) runs afterwards
@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.lanes import each_schema
 from service.onboarding import tenant_blueprint
 from service.paths import ALEMBIC_INI
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema, tenant_schema
-from tenancy.provisioning import create_tenant
 
 SLUG_DIGITS = 6
 """Fixed-width numbers: no slug is a prefix of another, so a body naming one names only it."""

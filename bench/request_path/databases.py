@@ -1,7 +1,7 @@
 """The benchmark's throwaway databases: N real tenants with seeded todos, and a plain copy.
 
-Tenants are created with `tenancy.provisioning.create_tenant` (the onboarding path) over a few
-concurrent connections and seeded through `tenant_transaction`; the plain database has the same
+Tenants are created with `tenancy.lifecycle.onboarding.create_tenant` (the onboarding path) over a
+few concurrent connections and seeded through `tenant_transaction`; the plain database has the same
 tables and rows in `public`, for the app without tenancy. Every database is dropped at the end.
 """
 
@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from service.models import TenantBase, Todo
 from service.paths import ALEMBIC_INI, PROJECT_ROOT
 from tenancy.database import create_engine, ensure_database
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import create_tenant
 from tenancy.session import tenant_transaction
 from tenancy.settings import TenancySettings
 from tenancy.testing.drop import drop_database
+from tenancy.testing.replay_builders import replayed
 
 PLAIN_MARKER = "plain"
 """Every todo of the plain database says so; tenant todos carry their tenant's slug."""
@@ -132,7 +133,7 @@ async def _create_tenants(
 
     async def one(n: int) -> BenchTenant:
         async with gate:
-            created = await create_tenant(engine, tracks, f"bench-{n:05d}")
+            created = await create_tenant(engine, replayed(tracks), f"bench-{n:05d}")
             async with tenant_transaction(sessions, created.schema) as session:
                 await session.execute(insert(Todo), _todo_rows(created.slug, todos))
             return BenchTenant(created.slug, created.api_key)

@@ -1,4 +1,5 @@
-"""What every command shares: the owner's engine, and errors as one line on stderr.
+"""What every command shares: the owner's engine (or one plain asyncpg connection as the owner),
+and errors as one line on stderr.
 
 Light to import: SQLAlchemy, asyncpg and the settings are imported when a command first needs
 the database, so `tenantry --help` and usage errors never load them (tests/cli/test_cli_imports.py).
@@ -21,6 +22,7 @@ from tenancy.naming import InvalidSlug
 from tenancy.one_line import first_line
 
 if TYPE_CHECKING:
+    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
@@ -80,6 +82,24 @@ def run_with_engine(operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     async def main() -> T:
         async with owner_engine() as engine:
             return await operation(engine)
+
+    return run(main)
+
+
+def run_with_connection(operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """run() one operation on one plain asyncpg connection as the owner (the login and
+    application_name of the owner's engine), closed afterwards: no SQLAlchemy when the database
+    URL is configured."""
+
+    async def main() -> T:
+        from tenancy.dsn import owner_connection
+        from tenancy.settings import get_settings
+
+        conn = await owner_connection(get_settings())
+        try:
+            return await operation(conn)
+        finally:
+            await conn.close()
 
     return run(main)
 

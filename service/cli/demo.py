@@ -79,9 +79,10 @@ async def _one_demo_key() -> tuple[str, bool]:
     from service.onboarding import tenant_blueprint
     from service.paths import ALEMBIC_INI
     from tenancy.lifecycle.api_keys import create_key, list_keys, revoke_key
+    from tenancy.lifecycle.errors import TenantExists
+    from tenancy.lifecycle.onboarding import create_tenant
     from tenancy.lifecycle.status import resume_tenant
     from tenancy.migrate.tracks import load_tracks
-    from tenancy.provisioning import TenantExists, create_tenant
     from tenancy.registry import SUSPENDED, tenants
 
     async with owner_engine() as engine:

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.cli.common import fail, print_table, run_with_engine
+from service.cli.common import fail, print_table, run_with_connection, run_with_engine
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from tenancy.lifecycle.inventory import TenantSummary
-    from tenancy.provisioning import CreatedTenant
+    from tenancy.lifecycle.onboarding import CreatedTenant
 
 app = typer.Typer(
     rich_markup_mode=None,  # plain help and errors (service.cli.entry makes errors one line)
@@ -39,10 +39,16 @@ _UNITS = ("B", "kB", "MB", "GB", "TB")
 def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None:
     """Create a tenant (schema, tables at head, first API key); prints the key once."""
     from service.onboarding import tenant_blueprint
-    from tenancy.provisioning import create_tenant
 
-    blueprint = tenant_blueprint(ALEMBIC_INI)  # no Alembic while its stamp is cached
-    created = run_with_engine(lambda e: create_tenant(e, blueprint, slug, name))
+    blueprint = tenant_blueprint(ALEMBIC_INI)  # no Alembic, no SQLAlchemy while it is cached
+    if blueprint.seed is None:  # one plain asyncpg connection: no SQLAlchemy (issue 19)
+        from tenancy.lifecycle.onboarding import create_tenant_on
+
+        created = run_with_connection(lambda c: create_tenant_on(c, blueprint, slug, name))
+    else:  # the deployment's seed hook is given a SQLAlchemy connection
+        from tenancy.lifecycle.onboarding import create_tenant
+
+        created = run_with_engine(lambda e: create_tenant(e, blueprint, slug, name))
     _print_created(created, as_json)
 
 

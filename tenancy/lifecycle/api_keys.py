@@ -3,11 +3,13 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenancy.keys import NewKey, new_api_key
+from tenancy.lifecycle.driver import driver_connection
 from tenancy.lifecycle.errors import UnknownKey, UnknownTenant
+from tenancy.lifecycle.onboarding import add_key
 from tenancy.lifecycle.records import locked_tenant
 from tenancy.registry import announce_change, api_keys, tenants
 
@@ -23,19 +25,13 @@ class KeyRow:
         return self.revoked_at is None
 
 
-async def add_key(conn: AsyncConnection, tenant_id: int, key: NewKey) -> None:
-    await conn.execute(
-        insert(api_keys).values(key_id=key.key_id, tenant_id=tenant_id, key_hash=key.key_hash)
-    )
-
-
 async def create_key(engine: AsyncEngine, slug: str) -> NewKey:
     """Another active key for an existing tenant (clients rotate by holding two at once)."""
     key = new_api_key()
     async with engine.begin() as conn:
         tenant = await locked_tenant(conn, slug)
         tenant.refuse_if_archived()
-        await add_key(conn, tenant.id, key)
+        await add_key(await driver_connection(conn), tenant.id, key)
         await announce_change(conn, slug)
     return key
 

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
+from tenancy.lifecycle.driver import driver_connection
 from tenancy.lifecycle.errors import SchemaMissing, TenantStateConflict
 from tenancy.lifecycle.records import locked_tenant, schema_present
 from tenancy.migrate.tracks import Tracks
@@ -56,7 +57,7 @@ async def archive_tenant(engine: AsyncEngine, slug: str) -> ArchiveChange:
                     f"schema {archived} already exists: rename or drop it before archiving"
                 )
             await _rename_schema(conn, quote_schema(tenant.schema), quote_archive_schema(archived))
-            await revoke_runtime(conn, quote_archive_schema(archived))
+            await revoke_runtime(await driver_connection(conn), quote_archive_schema(archived))
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant.id)
@@ -97,7 +98,7 @@ async def restore_tenant(engine: AsyncEngine, tracks: Tracks, slug: str) -> Arch
             )
         await _rename_schema(conn, quote_archive_schema(archived), quote_schema(tenant.schema))
         await bring_to_head(conn, tracks, tenant.schema)
-        await grant_runtime(conn, tenant.schema)
+        await grant_runtime(await driver_connection(conn), tenant.schema)
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant.id)

@@ -2,14 +2,15 @@
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncConnection
+from tenancy.lifecycle.schema_builders import SchemaBuilder
 
-from tenancy.lifecycle.build import SchemaBuilder
-from tenancy.lifecycle.build.head_ddl import HeadDDL
-from tenancy.lifecycle.build.replay_script import ReplayScript
-from tenancy.migrate.tracks import Tracks
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from tenancy.migrate.tracks import Tracks
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +23,10 @@ class NewTenant:
     display_name: str
 
 
-SeedHook = Callable[[AsyncConnection, NewTenant], Awaitable[None]]
-"""Adds default rows inside the onboarding transaction: if it raises, the tenant never existed."""
+SeedHook = Callable[["AsyncConnection", NewTenant], Awaitable[None]]
+"""Adds default rows inside the onboarding transaction: if it raises, the tenant never existed.
+Given the SQLAlchemy connection of that transaction, so a tenant with a seed hook is created on
+an engine (`onboarding.create_tenant`)."""
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,9 @@ class TenantBlueprint:
 
     @classmethod
     def from_models(
-        cls, tracks: Tracks, metadata: MetaData, seed: SeedHook | None = None
+        cls, tracks: "Tracks", metadata: "MetaData", seed: SeedHook | None = None
     ) -> "TenantBlueprint":
         """The fast path: the models' DDL stamped at the tenant track's head."""
+        from tenancy.lifecycle.schema_builders.head_ddl import HeadDDL
+
         return cls(HeadDDL(tracks, metadata), seed)
-
-
-def as_blueprint(source: "TenantBlueprint | Tracks") -> TenantBlueprint:
-    """Tracks alone (no models to render from) replay every revision as one script."""
-    if isinstance(source, Tracks):
-        return TenantBlueprint(ReplayScript(source))
-    return source

@@ -1,14 +1,19 @@
 """Bring a schema that comes back (restore, import) up to the tenant track's head, and refuse
-to when this process's code is older than what is deployed."""
+to when this process's code is older than what is deployed.
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+Light to import (onboarding asks `refuse_if_behind`): SQLAlchemy and Alembic come with
+`bring_to_head`, where a schema comes back.
+"""
+
+from typing import TYPE_CHECKING
 
 from tenancy.lifecycle.errors import LifecycleError, ProcessBehind
-from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import quote_schema
-from tenancy.search_path import enter_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from tenancy.migrate.tracks import Tracks
 
 
 class SchemaNotUpgradable(LifecycleError):
@@ -16,7 +21,7 @@ class SchemaNotUpgradable(LifecycleError):
     tables that exist)."""
 
 
-def refuse_if_behind(tracks: Tracks | None) -> None:
+def refuse_if_behind(tracks: "Tracks | None") -> None:
     """Raise ProcessBehind when a deploy put a newer tenant head on disk than the one this
     process loaded with its models: what it would build and stamp is already out of date.
     None: a builder that renders from the disk's revisions as it builds (nothing to compare)."""
@@ -31,7 +36,7 @@ def refuse_if_behind(tracks: Tracks | None) -> None:
         )
 
 
-async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> None:
+async def bring_to_head(conn: "AsyncConnection", tracks: "Tracks", schema: str) -> None:
     """Real Alembic, in conn's transaction: nothing to do at head, every missing revision else.
 
     Archived schemas are skipped by `migrate`, and an export may come from older code. A schema
@@ -42,6 +47,10 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
     """
     from alembic.script.revision import RevisionError  # Alembic only where a schema comes back
     from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from tenancy.migrate.tracks import run_track
+    from tenancy.search_path import enter_schema
 
     await conn.run_sync(enter_schema, schema)
     try:
@@ -68,7 +77,7 @@ async def bring_to_head(conn: AsyncConnection, tracks: Tracks, schema: str) -> N
         ) from None
 
 
-def _knows(tracks: Tracks, revision: str) -> bool:
+def _knows(tracks: "Tracks", revision: str) -> bool:
     from tenancy.migrate.targets import UnknownRevision, revision_of
 
     try:
@@ -78,8 +87,10 @@ def _knows(tracks: Tracks, revision: str) -> bool:
     return True
 
 
-async def _revision_of(conn: AsyncConnection, schema: str) -> str | None:
+async def _revision_of(conn: "AsyncConnection", schema: str) -> str | None:
     """The schema's version row(s), or None when there is no readable one."""
+    from sqlalchemy import text
+
     table = f"{quote_schema(schema)}.alembic_version"
     if await conn.scalar(text("SELECT to_regclass(:table)"), {"table": table}) is None:
         return None

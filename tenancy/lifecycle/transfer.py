@@ -29,6 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import select
@@ -45,11 +46,7 @@ from tenancy.lifecycle.archive_toc import (
 from tenancy.lifecycle.catalog import schema_catalog
 from tenancy.lifecycle.catchup import bring_to_head, refuse_if_behind
 from tenancy.lifecycle.errors import LifecycleError, SchemaMissing, TenantExists, UnknownTenant
-from tenancy.lifecycle.pgtools import PgTool, PgToolFailed, pg_tool, server_major
-from tenancy.lifecycle.records import schema_present
-from tenancy.migrate.tracks import Tracks, run_track
-from tenancy.naming import checked_data_schema, is_tenant_schema, quote_schema, slug_of_schema
-from tenancy.provisioning import (
+from tenancy.lifecycle.onboarding import (
     CreatedTenant,
     Onboarding,
     announce,
@@ -59,11 +56,15 @@ from tenancy.provisioning import (
     register,
     run_steps,
 )
+from tenancy.lifecycle.pgtools import PgTool, PgToolFailed, pg_tool, server_major
+from tenancy.lifecycle.records import schema_present
+from tenancy.migrate.tracks import Tracks, run_track
+from tenancy.naming import checked_data_schema, is_tenant_schema, quote_schema, slug_of_schema
 from tenancy.registry import tenants
 
 _ARCHIVED_SLUG = re.compile(r"^archived_[0-9]+_")  # what is left is the slug, with _ for -
 
-__all__ = ["IMPORT_STEPS", "ExportedTenant", "InvalidArchive", "export_tenant", "import_tenant"]
+__all__ = ["IMPORT_STEPS", "ExportedTenant", "export_tenant", "import_tenant"]
 
 
 class ExportTargetExists(LifecycleError):
@@ -172,6 +173,14 @@ class Adoption(Onboarding):
     revision: str = field(default="", kw_only=True)
     """The archive's revision, once read."""
 
+    @property
+    def engine_connection(self) -> AsyncConnection:
+        """The SQLAlchemy connection of the import's transaction (an import runs on an engine:
+        Alembic builds and upgrades the schema)."""
+        if self.sqlalchemy is None:
+            raise RuntimeError("an import runs on an engine (run_steps)")
+        return self.sqlalchemy
+
 
 async def import_tenant(
     engine: AsyncEngine,
@@ -233,8 +242,9 @@ async def refuse_taken_slug(engine: AsyncEngine, slug: str) -> None:
             raise TenantExists(f"tenant {slug!r} already exists")
 
 
-async def build_at_archive_revision(conn: AsyncConnection, adoption: Adoption) -> None:
+async def build_at_archive_revision(_conn: asyncpg.Connection, adoption: Adoption) -> None:
     """The new (empty) schema, built by this code's revisions up to the archive's revision."""
+    conn = adoption.engine_connection
     revisions = await asyncio.to_thread(archive_revisions, adoption.script, adoption.toc.schema)
     if len(revisions) != 1:
         raise InvalidArchive(f"refused: expected one alembic_version row, found {len(revisions)}")
@@ -250,8 +260,9 @@ async def build_at_archive_revision(conn: AsyncConnection, adoption: Adoption) -
         ) from None
 
 
-async def check_entries(conn: AsyncConnection, adoption: Adoption) -> None:
+async def check_entries(_conn: asyncpg.Connection, adoption: Adoption) -> None:
     """Every entry of the archive names an object of the expected catalog (built just now)."""
+    conn = adoption.engine_connection
     expected = expected_objects(await schema_catalog(conn, adoption.schema))
     unexpected = unexpected_entries(adoption.toc, expected)
     if unexpected:
@@ -261,7 +272,8 @@ async def check_entries(conn: AsyncConnection, adoption: Adoption) -> None:
         )
 
 
-async def load_rows(conn: AsyncConnection, adoption: Adoption) -> None:
+async def load_rows(_conn: asyncpg.Connection, adoption: Adoption) -> None:
+    conn = adoption.engine_connection
     catalog = await schema_catalog(conn, adoption.schema)
     columns: dict[str, set[str]] = {}
     for row in catalog["columns"]:
@@ -289,8 +301,8 @@ def expected_objects(catalog: dict) -> ExpectedObjects:
     )
 
 
-async def catch_up(conn: AsyncConnection, adoption: Adoption) -> None:
-    await bring_to_head(conn, adoption.tracks, adoption.schema)
+async def catch_up(_conn: asyncpg.Connection, adoption: Adoption) -> None:
+    await bring_to_head(adoption.engine_connection, adoption.tracks, adoption.schema)
 
 
 IMPORT_STEPS = (
@@ -304,4 +316,6 @@ IMPORT_STEPS = (
     issue_first_key,
     announce,
 )
-"""One transaction (provisioning.run_steps): all of them happen or none does."""
+"""One transaction (onboarding.run_steps, on the engine): all of them happen or none does. The
+steps shared with onboarding run over its asyncpg connection, the import's own over the
+SQLAlchemy connection of the same transaction (Alembic, the catalog, COPY)."""

@@ -4,7 +4,7 @@ The tenant track is the default `[alembic]` section of alembic.ini (so `alembic 
 tenant revisions); the shared registry track is the `[shared]` section.
 
 Alembic is imported by the functions that use it, not with this module: onboarding names Tracks
-without needing Alembic when the head script is cached (tenancy.lifecycle.build.head_ddl).
+without needing Alembic when the head script is cached (tenancy.lifecycle.schema_builders.head_ddl).
 """
 
 from __future__ import annotations

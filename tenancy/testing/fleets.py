@@ -17,13 +17,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.database import create_engine
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.progress import reporter_for
 from tenancy.migrate.results import Summary
 from tenancy.migrate.run import RunOptions, migrate_fleet, upgrade_shared_schema
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import REGISTRY_SCHEMA, quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.throwaway import create_test_database, drop_test_database
 
 PROJECT_HEAD = "0001"
@@ -142,7 +143,7 @@ class Fleet:
 
         async def onboard() -> None:
             for slug in names:
-                self.tenants.append(await create_tenant(self.engine, tracks, slug))
+                self.tenants.append(await create_tenant(self.engine, replayed(tracks), slug))
 
         await asyncio.gather(*(onboard() for _ in range(concurrency)))
         self.tenants.sort(key=lambda tenant: tenant.slug)

@@ -7,7 +7,9 @@ import json
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tenancy.provisioning import CreatedTenant, create_key, revoke_key, set_status
+from tenancy.lifecycle.api_keys import create_key, revoke_key
+from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.lifecycle.status import set_status
 from tenancy.testing.servers import client, tenant_headers
 from tests.support.common import raw_request, row_counts, schema_names
 

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tests.support.common import raw_request
 
 

@@ -3,7 +3,7 @@ admin API without a token."""
 
 import httpx
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.testing.servers import client
 
 

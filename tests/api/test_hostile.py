@@ -12,7 +12,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client, tenant_headers
 from tests.api.test_auth import HOSTILE_TENANT_HEADERS

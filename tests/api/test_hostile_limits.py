@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from service.app import create_app
 from service.db import TenantBase
 from service.schemas import MAX_PAGE
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import registry_metadata
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client, tenant_headers

@@ -1,7 +1,7 @@
 """One rule for every list of the API: newest first, `limit` a page, and the page that ends the
 list carries no cursor (never a cursor to an empty page)."""
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.testing.servers import client
 
 BODIES = {

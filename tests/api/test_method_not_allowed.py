@@ -1,7 +1,7 @@
 """A 405 names, in `Allow`, every method its path serves (FastAPI makes one route per method, and
 Starlette's 405 used to name only the first)."""
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.testing.servers import client
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

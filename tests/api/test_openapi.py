@@ -5,8 +5,9 @@ import jsonschema
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.lifecycle.status import set_status
 from tenancy.problems import PROBLEM_MEDIA_TYPE
-from tenancy.provisioning import CreatedTenant, set_status
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 

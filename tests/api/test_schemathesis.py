@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from service.app import create_app
 from service.paths import ALEMBIC_INI
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import load_tracks
-from tenancy.provisioning import create_tenant
 from tenancy.settings import TenancySettings
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import tenant_headers
 from tests.support.background import served_in_background
 from tests.support.project import ADMIN_TOKEN
@@ -40,7 +41,9 @@ def served(runtime_settings: TenancySettings, database: str) -> Iterator[tuple[s
         async def onboard() -> dict[str, str]:
             owner = create_async_engine(database)
             try:
-                tenant = await create_tenant(owner, load_tracks(ALEMBIC_INI), "schemathesis")
+                tenant = await create_tenant(
+                    owner, replayed(load_tracks(ALEMBIC_INI)), "schemathesis"
+                )
             finally:
                 await owner.dispose()
             return tenant_headers(tenant.slug, tenant.api_key)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from service.paths import PROJECT_ROOT
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import TENANTRY, request_waiting_on_a_row_lock, running_server

@@ -1,6 +1,6 @@
 """The todos resource: CRUD, soft delete, keyset pagination, validation."""
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.testing.servers import client
 
 

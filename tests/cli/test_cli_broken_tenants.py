@@ -18,11 +18,12 @@ from pathlib import Path
 from sqlalchemy import make_url, select, text
 
 from service.paths import ALEMBIC_INI
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.registry import tenants
 from tenancy.testing.fleets import Fleet
+from tenancy.testing.replay_builders import replayed
 from tests.support.common import run_tenantry
 from tests.support.project import RUNTIME_ROLE
 
@@ -64,7 +65,8 @@ def well_formed(answer: Answer, expected: int) -> None:
 
 async def broken_fleet(fleet: Fleet, tracks: Tracks) -> dict[str, CreatedTenant]:
     made = {
-        name: await create_tenant(fleet.engine, tracks, name) for name in [*BREAKAGES, "healthy"]
+        name: await create_tenant(fleet.engine, replayed(tracks), name)
+        for name in [*BREAKAGES, "healthy"]
     }
     async with fleet.engine.begin() as conn:
         for name, sql in BREAKAGES.items():
@@ -158,7 +160,7 @@ async def test_purge_deletes_a_registered_tenant_whose_schema_is_gone(
     fleet: Fleet, tracks: Tracks
 ) -> None:
     """No archive first: there is no data to keep. Then migrate passes again."""
-    gone = await create_tenant(fleet.engine, tracks, "gone")
+    gone = await create_tenant(fleet.engine, replayed(tracks), "gone")
     async with fleet.engine.begin() as conn:
         await conn.execute(text(f"DROP SCHEMA {quote_schema(gone.schema)} CASCADE"))
     purged = await asyncio.to_thread(tenantry, fleet, "tenants", "purge", "gone", "--yes")

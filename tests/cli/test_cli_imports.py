@@ -17,7 +17,8 @@ import typer.main
 
 from service.cli.main import app
 from service.paths import PROJECT_ROOT
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.lifecycle.schema_builders.head_ddl import HEAD_CACHE_PREFIX
 from tests.support.cli_imports import (
     DATABASE_LIBRARIES,
     WEB_LIBRARIES,
@@ -95,17 +96,47 @@ def test_a_command_imports_no_fastapi_and_no_router(
     assert "asyncpg" in run.modules  # it did its work, on the database (a no-op `migrate`
     # reaches it without SQLAlchemy: tenancy.migrate.noop)
     assert offending(run.modules, FORBIDDEN_IN_COMMANDS) == []
-    if line.startswith("tenants create"):
-        assert "service.models" in run.modules  # the tables it built came from the models
 
 
-def test_creating_a_tenant_imports_no_alembic_once_the_stamp_is_cached(database: str) -> None:
-    first = command_closure(["tenants", "create", "imports-" + secrets.token_hex(4)])
-    assert first.code == 0, first.output  # renders the stamp with Alembic if it was not cached
+NOT_IN_A_WARM_CREATE = ("sqlalchemy", "alembic", "mako", *FORBIDDEN_IN_COMMANDS)
+"""Issue 19: with its head script cached and no seed hook, `tenants create` goes over plain
+asyncpg (tenancy.lifecycle.onboarding.create_tenant_on)."""
+
+
+def warm_create(pythonpath: Path | None = None) -> Run:
+    """`tenants create --json` once its head script is cached (the first create caches it)."""
+    first = command_closure(
+        ["tenants", "create", "imports-" + secrets.token_hex(4)], None, pythonpath
+    )
+    assert first.code == 0, first.output  # renders the script if it was not cached
+    run = command_closure(
+        ["tenants", "create", "imports-" + secrets.token_hex(4), "--json"], None, pythonpath
+    )
+    assert run.code == 0, run.output
+    assert "asyncpg" in run.modules  # it did its work, on the database
+    return run
+
+
+def head_cache_files() -> list[Path]:
+    return sorted((PROJECT_ROOT / "migrations" / "__pycache__").glob(f"{HEAD_CACHE_PREFIX}*"))
+
+
+def test_creating_a_tenant_imports_no_sqlalchemy_nor_alembic_once_its_script_is_cached(
+    database: str,
+) -> None:
+    run = warm_create()
+    assert offending(run.modules, NOT_IN_A_WARM_CREATE) == []
+    assert "service.models" not in run.modules  # the cached script stands for them
+
+
+def test_a_cold_cache_builds_the_tables_from_the_models(database: str) -> None:
+    for cached in head_cache_files():
+        cached.unlink()
     run = command_closure(["tenants", "create", "imports-" + secrets.token_hex(4), "--json"])
     assert run.code == 0, run.output
-    assert offending(run.modules, ("alembic", "mako")) == []
-    assert {"sqlalchemy", "asyncpg", "service.models"} <= run.modules
+    assert {"sqlalchemy", "service.models"} <= run.modules  # the tables came from the models
+    assert offending(run.modules, FORBIDDEN_IN_COMMANDS) == []
+    assert len(head_cache_files()) == 1  # and the next create reads them from the cache
 
 
 def broken_copy(tmp_path: Path, module: str, line: str) -> Path:
@@ -142,3 +173,12 @@ def test_negative_control_models_reached_through_a_router_are_caught(
     assert run.code == 0, run.output
     found = offending(run.modules, FORBIDDEN_IN_COMMANDS)
     assert "fastapi" in found and "service.songs" in found
+
+
+@pytest.mark.negative_control
+def test_negative_control_sqlalchemy_imported_by_onboarding_is_caught(
+    database: str, tmp_path: Path
+) -> None:
+    copy = broken_copy(tmp_path, "service.onboarding", "import sqlalchemy.ext.asyncio  # noqa")
+    run = warm_create(pythonpath=copy)
+    assert "sqlalchemy" in offending(run.modules, NOT_IN_A_WARM_CREATE)

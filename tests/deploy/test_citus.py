@@ -22,8 +22,8 @@ from service.models import TenantBase
 from tenancy.citus import LOCK_WAITS, WHO_BLOCKS_WHOM
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.testing.citus import citus_workers, on_node
 from tenancy.testing.fleets import PROJECT_HEAD, Fleet, Revision
 from tenancy.testing.servers import client

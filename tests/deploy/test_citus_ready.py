@@ -37,13 +37,7 @@ from service.models import TenantBase
 from tenancy.database import create_engine
 from tenancy.lifecycle import transfer
 from tenancy.lifecycle.blueprint import TenantBlueprint
-from tenancy.lifecycle.build import run_script
-from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
-from tenancy.lifecycle.build.replay_script import ReplayScript
-from tenancy.migrate.results import Outcome
-from tenancy.migrate.tracks import Tracks, load_tracks
-from tenancy.naming import TENANT_SCHEMA_PREFIX, is_tenant_schema, quote_schema
-from tenancy.provisioning import (
+from tenancy.lifecycle.onboarding import (
     ONBOARDING_STEPS,
     CreatedTenant,
     Creation,
@@ -51,9 +45,14 @@ from tenancy.provisioning import (
     create_tenant,
     run_steps,
 )
-from tenancy.search_path import ENTER_SCHEMA
+from tenancy.lifecycle.schema_builders import run_script
+from tenancy.migrate.results import Outcome
+from tenancy.migrate.tracks import Tracks, load_tracks
+from tenancy.naming import TENANT_SCHEMA_PREFIX, is_tenant_schema, quote_schema
+from tenancy.search_path import ENTER_SCHEMA_ASYNCPG
 from tenancy.settings import TenancySettings
 from tenancy.testing.fleets import ADD_PRIORITY, LIVE_BACKFILL, Fleet
+from tenancy.testing.replay_builders import ReplayAlembic, ReplayScript
 from tenancy.testing.servers import client
 from tests.support.common import running_server
 from tests.support.migrate import scratch_alembic
@@ -400,15 +399,15 @@ async def test_negative_control_create_schema_with_a_table_element_is_caught(
 ) -> None:
     """`CREATE SCHEMA s CREATE TABLE t ...` makes a table in the same statement: caught."""
 
-    async def create_schema_and_a_table(conn: AsyncConnection, creation: Creation) -> None:
-        await conn.execute(ENTER_SCHEMA, {"schema": creation.schema})
+    async def create_schema_and_a_table(conn: asyncpg.Connection, creation: Creation) -> None:
+        await conn.fetchval(ENTER_SCHEMA_ASYNCPG, creation.schema)
         schema = quote_schema(creation.schema)
         await run_script(conn, f"CREATE SCHEMA {schema} CREATE TABLE probe (id bigint)")
 
     class RolledBack(Exception):
         pass
 
-    async def roll_back(_conn: AsyncConnection, _creation: Creation) -> None:
+    async def roll_back(_conn: asyncpg.Connection, _creation: Creation) -> None:
         raise RolledBack
 
     steps = [create_schema_and_a_table if s is create_schema else s for s in ONBOARDING_STEPS]

@@ -33,9 +33,9 @@ from tenancy.lifecycle.archive import archive_tenant, purge_tenant
 from tenancy.lifecycle.archive_data import load_data
 from tenancy.lifecycle.archive_toc import InvalidArchive, parse_toc, refused_entries
 from tenancy.lifecycle.catalog import Catalog, catalog_differences, schema_catalog
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.lifecycle.pgtools import pg_tool, server_major
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.citus import on_citus
 from tenancy.testing.drop import drop_database

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.keys import hash_key
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import api_keys
 from tenancy.testing.servers import client
 from tests.support.lifecycle import NOTIFY_DEADLINE, cli, eventually, one_error_line

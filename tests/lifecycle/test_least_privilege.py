@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.archive import archive_tenant, restore_tenant
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_archive_schema, quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import (
     PRIVILEGED_PREDEFINED_ROLES,
     RoleSetupError,
@@ -28,6 +28,7 @@ from tenancy.roles import (
     setup_roles,
     tenant_grants,
 )
+from tenancy.testing.replay_builders import replayed
 from tests.support.project import RUNTIME_ROLE, run_alembic
 
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -156,7 +157,7 @@ async def test_a_second_database_in_one_role_mode_grants_its_tenants_to_no_runti
         await conn.execute(text(f"CREATE ROLE {lookalike} NOLOGIN"))
         await conn.commit()
     try:
-        theirs = await create_tenant(second, tracks, "s-" + secrets.token_hex(5))
+        theirs = await create_tenant(second, replayed(tracks), "s-" + secrets.token_hex(5))
         second_db = make_url(env["TENANTRY_DATABASE_URL"]).database
         api = make_url(runtime_url).set(database=second_db).render_as_string(hide_password=False)
         conn = await asyncpg.connect(asyncpg_dsn(api))  # PUBLIC may connect in one-role mode

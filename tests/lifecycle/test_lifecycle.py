@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import archive_schema, quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.registry import api_keys, tenants
 from tenancy.search_path import ENTER_SCHEMA
 from tenancy.testing.servers import client

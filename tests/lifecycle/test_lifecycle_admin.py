@@ -2,8 +2,8 @@
 
 import pytest
 
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant
 from tenancy.testing.servers import client
 from tests.support.project import ADMIN_TOKEN
 

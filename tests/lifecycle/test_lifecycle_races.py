@@ -24,11 +24,11 @@ from service.app import create_app
 from tenancy.lifecycle.api_keys import create_key, revoke_key
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant, restore_tenant
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.lifecycle.transfer import export_tenant, import_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.runtime import Runtime
 from tenancy.testing.servers import client
 from tests.support.common import running_server

@@ -9,12 +9,14 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import onboarding
-from tenancy import provisioning
 from tenancy.database import asyncpg_dsn
+from tenancy.lifecycle import onboarding as onboarding_steps
 from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint
-from tenancy.naming import quote_schema
-from tenancy.provisioning import ONBOARDING_STEPS, TenantExists, create_tenant
-from tenancy.registry import NOTIFY_CHANNEL, tenants
+from tenancy.lifecycle.driver import driver_connection
+from tenancy.lifecycle.errors import TenantExists
+from tenancy.lifecycle.onboarding import ONBOARDING_STEPS, create_tenant
+from tenancy.naming import NOTIFY_CHANNEL, quote_schema
+from tenancy.registry import tenants
 from tenancy.testing.servers import client
 from tests.cli.test_cli import TENANTRY, tenantry
 from tests.support.lifecycle import cli, footprint, one_error_line, wait_for_blocked
@@ -30,7 +32,7 @@ class InjectedFailure(Exception):
 def failing_after(index: int) -> tuple:
     step = ONBOARDING_STEPS[index]
 
-    async def run_then_fail(conn: AsyncConnection, creation: object) -> None:
+    async def run_then_fail(conn: asyncpg.Connection, creation: object) -> None:
         await step(conn, creation)
         raise InjectedFailure(f"after {step.__name__}")
 
@@ -72,7 +74,7 @@ async def test_a_failure_after_any_step_leaves_nothing_and_announces_nothing(
 
     await listener.add_listener(NOTIFY_CHANNEL, on_notify)
     before = await footprint(engine)
-    monkeypatch.setattr(provisioning, "ONBOARDING_STEPS", failing_after(index))
+    monkeypatch.setattr(onboarding_steps, "ONBOARDING_STEPS", failing_after(index))
     try:
         await create(engine, blueprint, api, new_slug)
         assert await footprint(engine) == before
@@ -233,10 +235,10 @@ async def test_negative_control_a_create_committing_step_by_step_is_caught(
     async def step_by_step(engine, onboarding, steps) -> None:
         for step in steps[:2]:  # register, create_schema
             async with engine.begin() as conn:
-                await step(conn, onboarding)
+                await step(await driver_connection(conn), onboarding)
         raise InjectedFailure("after create_schema, committed")
 
-    monkeypatch.setattr(provisioning, "run_steps", step_by_step)
+    monkeypatch.setattr(onboarding_steps, "run_steps", step_by_step)
     before = await footprint(engine)
     schema = f"tenant_{new_slug.replace('-', '_')}"
     try:

@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.lifecycle.blueprint import TenantBlueprint
-from tenancy.lifecycle.build.replay_alembic import ReplayAlembic
-from tenancy.lifecycle.build.replay_script import ReplayScript
 from tenancy.lifecycle.catalog import Catalog, catalog_differences, schema_catalog
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.search_path import ENTER_SCHEMA
+from tenancy.testing.replay_builders import ReplayAlembic, ReplayScript
 
 
 async def catalog_of(engine: AsyncEngine, tenant: CreatedTenant) -> Catalog:

@@ -15,9 +15,10 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tenancy.database import asyncpg_dsn
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.roles import RoleSetupError, current_runtime_group, runtime_group, setup_roles
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client
 from tests.cli.test_cli import TENANTRY
 from tests.deploy.test_compose import load_compose
@@ -203,7 +204,7 @@ async def test_tables_a_later_migration_adds_are_usable_without_a_new_grant(
 async def test_onboarding_grants_the_new_schema_to_the_runtime_role(
     runtime_url: str, engine: AsyncEngine, tracks, new_slug: str
 ) -> None:
-    created = await create_tenant(engine, tracks, new_slug)
+    created = await create_tenant(engine, replayed(tracks), new_slug)
     async with engine.connect() as conn:
         group = await current_runtime_group(conn)
         granted = await conn.scalar(

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import ALEMBIC_INI
 from tenancy.lifecycle import transfer
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.lifecycle.pgtools import PgToolMissing, find_pg_tool, server_major, tool_major
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.testing.servers import client
 from tests.support.lifecycle import cli, footprint, one_error_line
 

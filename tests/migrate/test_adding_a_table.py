@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import PROJECT_ROOT
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import Tracks, load_tracks
-from tenancy.provisioning import create_tenant
+from tenancy.testing.replay_builders import replayed
 from tests.support.project import run_alembic
 
 WALKTHROUGH = PROJECT_ROOT / "docs" / "adding-a-table.md"
@@ -62,7 +63,7 @@ async def tables_in(engine: AsyncEngine, schema: str) -> set[str]:
 async def test_the_adding_a_table_walkthrough_works(fresh, tracks: Tracks, tmp_path: Path) -> None:
     env, engine = fresh
     assert (await asyncio.to_thread(run_alembic, "upgrade", "head", env=env)).returncode == 0
-    tenants = [await create_tenant(engine, tracks, slug) for slug in ("north", "south")]
+    tenants = [await create_tenant(engine, replayed(tracks), slug) for slug in ("north", "south")]
     project = tmp_path / "project"
     copy_project(project)
     before = set((PROJECT_ROOT / "migrations" / "versions").iterdir())
@@ -99,5 +100,5 @@ async def test_the_adding_a_table_walkthrough_works(fresh, tracks: Tracks, tmp_p
                 text(f'SELECT version_num FROM "{tenant.schema}".alembic_version')
             )
         assert version == copied.tenant_head
-    newcomer = await create_tenant(engine, copied, "latecomer")
+    newcomer = await create_tenant(engine, replayed(copied), "latecomer")
     assert "notes" in await tables_in(engine, newcomer.schema)

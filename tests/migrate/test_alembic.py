@@ -5,9 +5,10 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import create_tenant
+from tenancy.testing.replay_builders import replayed
 from tests.support.project import run_alembic
 
 
@@ -46,8 +47,8 @@ async def test_plain_upgrade_head_builds_a_fresh_database(fresh, tracks: Tracks)
 async def test_x_tenant_moves_only_that_tenant(fresh, tracks: Tracks) -> None:
     env, engine = fresh
     await alembic(env, "upgrade", "head")
-    one = await create_tenant(engine, tracks, "one")
-    two = await create_tenant(engine, tracks, "two")
+    one = await create_tenant(engine, replayed(tracks), "one")
+    two = await create_tenant(engine, replayed(tracks), "two")
     full = {"todos", "users", "songs", "alembic_version"}
 
     moved = await alembic(env, "-x", "tenant=one", "downgrade", "base")

@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tenancy.database import create_engine
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.results import Outcome
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import EXTENSIONS_SCHEMA
-from tenancy.provisioning import CreatedTenant
 from tenancy.session import tenant_transaction
 from tenancy.settings import TenancySettings
 from tenancy.testing.fleets import PROJECT_HEAD, Fleet, Revision

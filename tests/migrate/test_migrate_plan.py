@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from tenancy.database import asyncpg_dsn
+from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.migrate.census import read_versions, registered_tenants
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.liveness import needs_live_connection
@@ -13,7 +14,6 @@ from tenancy.migrate.status import fleet_status
 from tenancy.migrate.targets import Step, UnknownRevision, check_target, step_for
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import UnknownTenant
 from tenancy.testing.fleets import ADD_PRIORITY, LIVE_BACKFILL, Fleet
 from tests.support.migrate import scratch_alembic
 

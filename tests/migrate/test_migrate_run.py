@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.census import TenantRef
 from tenancy.migrate.connections import open_connections
 from tenancy.migrate.fast_path import Job, migrate_tenant
@@ -18,7 +19,6 @@ from tenancy.migrate.results import LockPolicy, Outcome, Summary
 from tenancy.migrate.targets import Step
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.testing.fleets import ADD_PRIORITY, LIVE_BACKFILL, PROJECT_HEAD, Fleet
 from tests.support.lifecycle import wait_for_blocked
 from tests.support.migrate import catalog_of, columns_of, revision_of, scratch_alembic

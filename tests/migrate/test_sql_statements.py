@@ -11,9 +11,9 @@ from tenancy.citus import is_citus, statements_for
 from tenancy.database import asyncpg_dsn, create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.inventory import tenant_inventory
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.migrate.render import render_sql
 from tenancy.migrate.tracks import Tracks
-from tenancy.provisioning import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.sql_statements import split_statements
 from tenancy.testing.citus import on_citus

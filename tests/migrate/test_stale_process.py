@@ -20,12 +20,13 @@ from service.models import TenantBase
 from tenancy.lifecycle.archive import archive_tenant, purge_tenant
 from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.lifecycle.errors import ProcessBehind
+from tenancy.lifecycle.onboarding import create_tenant
 from tenancy.migrate.tracks import SHARED_SECTION, Tracks, load_tracks, run_track
 from tenancy.naming import quote_archive_schema, quote_schema
-from tenancy.provisioning import create_tenant
 from tenancy.registry import tenants
 from tenancy.search_path import ENTER_SCHEMA
 from tenancy.testing.fleets import ADD_PRIORITY, PROJECT_HEAD, Fleet, add_revision
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client
 from tests.support.common import run_tenantry, running_server
 from tests.support.lifecycle import footprint
@@ -88,7 +89,7 @@ async def test_what_a_process_stamps_is_what_it_built(fleet: Fleet, tmp_path: Pa
 
     # Built by replaying the revisions on disk (what a restarted process stamps is what it
     # runs), with rows, so verify must ignore sequence positions.
-    good = await create_tenant(fleet.engine, load_tracks(ini), "replayed")
+    good = await create_tenant(fleet.engine, replayed(load_tracks(ini)), "replayed")
     async with fleet.engine.begin() as conn:
         await conn.execute(
             text(f"INSERT INTO {quote_schema(good.schema)}.todos (content) VALUES ('x')")
@@ -117,7 +118,7 @@ async def test_restore_on_a_process_older_than_the_tenant_says_it_is_behind(
     fleet: Fleet, tmp_path: Path
 ) -> None:
     ini = scratch_alembic(tmp_path, [])
-    tenant = await create_tenant(fleet.engine, load_tracks(ini), "archived-new")
+    tenant = await create_tenant(fleet.engine, replayed(load_tracks(ini)), "archived-new")
     await archive_tenant(fleet.engine, tenant.slug)
     async with (
         running_server(create_app(make_settings(fleet.url), ini)) as base_url,
@@ -145,7 +146,7 @@ async def test_restore_of_a_revision_this_code_does_not_know_says_the_process_is
     fleet: Fleet, tmp_path: Path
 ) -> None:
     ini = scratch_alembic(tmp_path, [])
-    tenant = await create_tenant(fleet.engine, load_tracks(ini), "unknown-rev")
+    tenant = await create_tenant(fleet.engine, replayed(load_tracks(ini)), "unknown-rev")
     change = await archive_tenant(fleet.engine, tenant.slug)
     async with fleet.engine.begin() as conn:
         await conn.execute(

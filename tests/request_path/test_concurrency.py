@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from service.app import create_app
 from tenancy.dependencies import tenant_session
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client
 from tests.support.common import running_server
 from tests.support.project import make_settings
@@ -103,7 +104,9 @@ async def isolation_problems(
 
 @pytest.fixture
 async def six_tenants(engine: AsyncEngine, tracks, new_slug: str) -> list[CreatedTenant]:
-    tenants = [await create_tenant(engine, tracks, f"{new_slug}-{n}") for n in range(TENANTS)]
+    tenants = [
+        await create_tenant(engine, replayed(tracks), f"{new_slug}-{n}") for n in range(TENANTS)
+    ]
     async with engine.begin() as conn:
         for tenant in tenants:
             await conn.execute(

@@ -5,7 +5,7 @@ a repeated identity header (400 `duplicate-header`) and too many header lines (4
 import pytest
 
 from service.app import create_app
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tests.support.common import raw_request
 from tests.support.project import ADMIN_TOKEN

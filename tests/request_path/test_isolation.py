@@ -1,6 +1,6 @@
 """Two tenants whose rows have identical ids never see or touch each other's rows."""
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.testing.servers import client
 
 

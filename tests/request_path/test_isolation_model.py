@@ -26,10 +26,11 @@ from service.app import create_app
 from service.paths import ALEMBIC_INI
 from service.schemas import MAX_PAGE
 from tenancy.dependencies import tenant_session
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.settings import TenancySettings
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client
 from tests.support.background import BackgroundLoop, served_in_background
 from tests.support.project import make_settings
@@ -252,7 +253,8 @@ def run_isolation_model(
 
         async def onboard() -> tuple[list[CreatedTenant], list[httpx.AsyncClient]]:
             tenants = [
-                await create_tenant(owner, tracks, f"{slug_prefix}-{n}") for n in range(TENANTS)
+                await create_tenant(owner, replayed(tracks), f"{slug_prefix}-{n}")
+                for n in range(TENANTS)
             ]
             return tenants, [client(base_url, t.slug, t.api_key) for t in tenants]
 

@@ -12,8 +12,8 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.observability.log_format import JsonFormatter, TextFormatter, configure_logging
-from tenancy.provisioning import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import request_waiting_on_a_row_lock, running_server

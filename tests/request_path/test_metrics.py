@@ -9,11 +9,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
+from tenancy.lifecycle.status import set_status
 from tenancy.migrate.tracks import Tracks
 from tenancy.naming import quote_schema
 from tenancy.observability.registry_metrics import RegistryStats
-from tenancy.provisioning import CreatedTenant, create_tenant, set_status
 from tenancy.settings import TenancySettings
+from tenancy.testing.replay_builders import replayed
 from tenancy.testing.servers import client
 from tests.support.common import (
     metric_samples,
@@ -81,7 +83,7 @@ async def test_tenant_counts_come_from_a_cache_that_one_refresh_fills(
     app = create_app(settings.model_copy(update={"metrics_registry_cache_seconds": 3600}))
     async with running_server(app) as base_url, client(base_url) as http:
         first = await asyncio.gather(*(scrape(http) for _ in range(20)))
-        await create_tenant(engine, tracks, new_slug)
+        await create_tenant(engine, replayed(tracks), new_slug)
         cached = await scrape(http)
     stats: RegistryStats = app.state.metrics.registry_stats
     assert stats.refreshes == 1
@@ -122,7 +124,7 @@ async def test_a_tenant_label_is_added_only_when_enabled(
 async def test_migrate_runs_recorded_by_the_cli_reach_the_metrics(fresh, tracks: Tracks) -> None:
     env, engine = fresh
     assert (await asyncio.to_thread(run_alembic, "upgrade", "head", env=env)).returncode == 0
-    broken = await create_tenant(engine, tracks, "broken")
+    broken = await create_tenant(engine, replayed(tracks), "broken")
     version_table = f"{quote_schema(broken.schema)}.alembic_version"
     async with engine.begin() as conn:
         await conn.execute(text(f"UPDATE {version_table} SET version_num = 'no_such_rev'"))

@@ -21,8 +21,8 @@ from tenancy import connection as tenant_connection
 from tenancy import database as tenant_database
 from tenancy.database import create_engine
 from tenancy.lifecycle.blueprint import TenantBlueprint
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant, create_tenant
 from tenancy.session import tenant_transaction
 from tenancy.settings import TenancySettings
 from tenancy.testing import pgbouncer

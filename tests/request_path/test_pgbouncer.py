@@ -14,8 +14,8 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.pgbouncer import Bouncer, installed, running_pgbouncer
 from tests.request_path.test_concurrency import isolation_problems, six_tenants

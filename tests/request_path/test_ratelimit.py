@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.middleware.rate_limit import RateLimiter, TokenBucket
-from tenancy.provisioning import CreatedTenant
 from tenancy.rate_limit_records import set_rate_limit, tenant_limits
 from tenancy.registry import ResolvedTenant
 from tenancy.settings import TenancySettings

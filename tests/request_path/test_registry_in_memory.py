@@ -17,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from tenancy.directory import TenantDirectory, set_tcp_keepalive
+from tenancy.lifecycle.api_keys import revoke_key
 from tenancy.lifecycle.blueprint import TenantBlueprint
-from tenancy.provisioning import CreatedTenant, create_tenant, revoke_key, set_status
+from tenancy.lifecycle.onboarding import CreatedTenant, create_tenant
+from tenancy.lifecycle.status import set_status
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.request_path.test_request_path_registry import SilentProxy

@@ -10,9 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.middleware.replay import ReplayStaleStatements
 from tenancy.naming import quote_schema
-from tenancy.provisioning import CreatedTenant
 from tenancy.testing.servers import client
 from tests.support.common import running_server
 from tests.support.project import make_settings

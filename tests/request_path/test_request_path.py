@@ -14,8 +14,8 @@ from service.app import create_app
 from service.todos import Todo
 from tenancy.connection import TenantConnection
 from tenancy.database import create_engine
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.naming import tenant_search_path
-from tenancy.provisioning import CreatedTenant
 from tenancy.session import tenant_transaction
 from tenancy.testing.servers import client
 from tests.request_path.test_concurrency import pooled_search_paths

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from tenancy.directory import RegistryListener, TenantDirectory
-from tenancy.provisioning import CreatedTenant, create_key
+from tenancy.lifecycle.api_keys import create_key
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import running_server

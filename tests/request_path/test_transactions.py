@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from service.app import create_app
 from service.deps import TenantSession
 from service.todos import Todo
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import running_server

@@ -14,19 +14,23 @@ from tenancy.migrate.revision_cache import TENANT_SECTION, derived
 CACHE_PREFIX = "tenantry-stamp-"
 
 
-@lru_cache(maxsize=8)
-def cached_stamp_sql(alembic_ini: Path) -> str:
-    """The tenant track's offline `stamp head` from an empty schema, as HeadDDL renders it."""
+def stamp_sql_on_disk(alembic_ini: Path) -> str:
+    """The tenant track's offline `stamp head` from an empty schema, as HeadDDL renders it:
+    read back from the file of the revisions as they are now, else rendered and stored."""
     return derived(
         alembic_ini, (TENANT_SECTION,), CACHE_PREFIX, ".sql", lambda: _render(alembic_ini)
     )
+
+
+cached_stamp_sql = lru_cache(maxsize=8)(stamp_sql_on_disk)
+"""The same, kept for the life of the process."""
 
 
 def _render(alembic_ini: Path) -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from tenancy.lifecycle.build.head_ddl import stamp_sql
+    from tenancy.lifecycle.schema_builders.head_ddl import stamp_sql
 
     script = ScriptDirectory.from_config(Config(alembic_ini))
     head = script.get_current_head()
