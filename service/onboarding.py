@@ -51,7 +51,8 @@ does) rather than over plain asyncpg.
 
 def tenant_metadata() -> "MetaData":
     """The tenant tables (imports the models, and SQLAlchemy with them)."""
-    from service.models import TenantBase
+    import service.models  # noqa: F401  (every tenant table registers on TenantBase.metadata)
+    from service.db import TenantBase
 
     return TenantBase.metadata
 

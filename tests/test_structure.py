@@ -11,13 +11,8 @@ import pytest
 from service.paths import PROJECT_ROOT
 from tests.support.structure import facade_imports, forbidden_imports, import_cycles, read_tree
 
-KNOWN_FACADES = {
-    # removed by the onboarding move (tenancy/provisioning.py -> tenancy/lifecycle/onboarding.py)
-    ("service.cli.demo", "TenantExists", "tenancy.provisioning"),
-    # service/onboarding.py is the onboarding move's file too: TenantBase is service.db's
-    ("service.onboarding", "TenantBase", "service.models"),
-}
-"""Facades known on this branch, each to be gone after the merge that removes it."""
+KNOWN_FACADES: set[tuple[str, str, str]] = set()
+"""Facades known to remain (none): a new one fails the test, as does an entry that is gone."""
 
 
 @pytest.fixture(scope="module")

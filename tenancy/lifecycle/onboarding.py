@@ -12,7 +12,7 @@ there is one implementation for both ways in:
   set a seed hook): inside `engine.begin()`, over its driver connection; a seed hook is given
   the SQLAlchemy connection of the same transaction.
 - `create_tenant_on(conn, ...)`: on one plain asyncpg connection (`tenantry tenants create`):
-  imports no SQLAlchemy (this module and what it imports are light: tests/test_cli_imports.py).
+  imports no SQLAlchemy (this module and what it imports are light: tests/cli/test_cli_imports.py).
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable

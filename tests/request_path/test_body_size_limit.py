@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import tenant_headers
 from tests.support.common import raw_request

@@ -13,7 +13,7 @@ from tenancy.lifecycle.errors import UnknownTenant
 from tenancy.lifecycle.status import suspend_tenant
 from tenancy.migrate.alembic_env import tenant_schemas_of
 from tenancy.migrate.census import registered_tenants
-from tenancy.provisioning import CreatedTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import tenant_schemas
 
 
