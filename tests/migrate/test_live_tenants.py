@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.archive import archive_tenant
 from tenancy.lifecycle.errors import UnknownTenant
+from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.lifecycle.status import suspend_tenant
 from tenancy.migrate.alembic_env import tenant_schemas_of
 from tenancy.migrate.census import registered_tenants
-from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import tenant_schemas
 
 

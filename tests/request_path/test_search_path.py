@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.paths import PROJECT_ROOT
 from tenancy.database import asyncpg_dsn
-from tenancy.naming import InvalidSchemaName, tenant_search_path
 from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.naming import InvalidSchemaName, tenant_search_path
 from tenancy.search_path import (
     ENTER_SCHEMA,
     ENTER_SCHEMA_ASYNCPG,
