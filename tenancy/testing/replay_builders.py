@@ -1,8 +1,8 @@
 """The reference strategies the fast path (tenancy/lifecycle/schema_builders/head_ddl.py) is
 proven against: every tenant revision replayed, by real Alembic or as one rendered script.
 
-Tests and benchmarks only: `tests/lifecycle/test_onboarding_identity.py` compares what they build with the
-head DDL's, and `bench/onboarding.py` times them ("every migration").
+Tests and benchmarks only: `tests/lifecycle/test_onboarding_identity.py` compares what they
+build with the head DDL's, and `bench/onboarding.py` times them ("every migration").
 """
 
 from dataclasses import dataclass
