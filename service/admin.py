@@ -27,7 +27,11 @@ from tenancy.lifecycle.errors import (
     UnknownTenant,
 )
 from tenancy.lifecycle.inventory import TenantSummary, tenant_inventory
-from tenancy.lifecycle.onboarding import create_tenant
+from tenancy.lifecycle.onboarding import (
+    DISPLAY_NAME_MAX_LENGTH,
+    DISPLAY_NAME_PATTERN,
+    create_tenant,
+)
 from tenancy.lifecycle.status import resume_tenant, suspend_tenant
 from tenancy.naming import RESERVED_SLUGS, SLUG_PATTERN, InvalidSlug
 from tenancy.one_line import first_line
@@ -95,7 +99,12 @@ class TenantCreate(StrictInput):
             "not": {"enum": sorted(RESERVED_SLUGS)},
         },
     )
-    display_name: str | None = Field(default=None, max_length=200, examples=["Acme Co"])
+    display_name: str | None = Field(
+        default=None,
+        max_length=DISPLAY_NAME_MAX_LENGTH,
+        pattern=DISPLAY_NAME_PATTERN,  # no control characters: the CLI's and import's rule too
+        examples=["Acme Co"],
+    )
 
 
 class TenantCreated(Output):

@@ -9,6 +9,10 @@ class TenantExists(LifecycleError):
     """The slug (or its schema) is taken."""
 
 
+class InvalidDisplayName(LifecycleError, ValueError):
+    """A display name over DISPLAY_NAME_MAX_LENGTH characters or holding a control character."""
+
+
 class UnknownTenant(LifecycleError, LookupError):
     """No tenant has this slug."""
 

@@ -15,6 +15,7 @@ there is one implementation for both ways in:
   imports no SQLAlchemy (this module and what it imports are light: tests/cli/test_cli_imports.py).
 """
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from tenancy.keys import NewKey, new_api_key
 from tenancy.lifecycle.blueprint import NewTenant, TenantBlueprint
 from tenancy.lifecycle.catchup import refuse_if_behind
 from tenancy.lifecycle.driver import driver_connection
-from tenancy.lifecycle.errors import TenantExists
+from tenancy.lifecycle.errors import InvalidDisplayName, TenantExists
 from tenancy.lifecycle.schema_builders import run_script
 from tenancy.naming import (
     NOTIFY_CHANNEL,
@@ -54,6 +55,31 @@ ADD_KEY = (
 )
 ANNOUNCE = "SELECT pg_notify($1, $2)"
 
+DISPLAY_NAME_MAX_LENGTH = 200
+"""Characters; the admin API's `display_name` field and every other way in share the rule."""
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No control character (Unicode category Cc: tab, newline, NUL, DEL, C1)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def checked_display_name(display_name: str | None, slug: str) -> str:
+    """The display name a tenant gets: the slug when none (or an empty one) is given.
+
+    Raises InvalidDisplayName for one longer than DISPLAY_NAME_MAX_LENGTH characters or holding a
+    control character (it is printed in tables and logs), the same rule as the admin API's."""
+    if not display_name:
+        return slug
+    if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
+        raise InvalidDisplayName(
+            f"display name is {len(display_name)} characters long; at most "
+            f"{DISPLAY_NAME_MAX_LENGTH} are allowed"
+        )
+    if _CONTROL.search(display_name):
+        raise InvalidDisplayName(
+            "display name holds a control character (tab, newline, ...): use plain text"
+        )
+    return display_name
+
 
 @dataclass(frozen=True, slots=True)
 class CreatedTenant:
@@ -79,7 +105,8 @@ class Onboarding:
 
     @classmethod
     def of(cls, slug: str, display_name: str | None = None, **more: Any) -> Self:
-        return cls(validate_slug(slug), tenant_schema(slug), display_name or slug, **more)
+        slug = validate_slug(slug)
+        return cls(slug, tenant_schema(slug), checked_display_name(display_name, slug), **more)
 
     def new_tenant(self) -> NewTenant:
         return NewTenant(self.tenant_id, self.slug, self.schema, self.display_name)
