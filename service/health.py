@@ -58,12 +58,14 @@ async def _check(runtime: Runtime) -> dict[str, str] | Problem:
 
 
 @router.get("/healthz")
+@router.head("/healthz", operation_id="healthz_head")  # uptime monitors and probes send HEAD
 async def healthz() -> dict[str, str]:
     """The process is up; says nothing about the database."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses=problem_responses(503))
+@router.head("/readyz", responses=problem_responses(503), operation_id="readyz_head")
 async def readyz(request: Request) -> dict[str, str]:
     """Ready when the database answers and the shared schema is at the code's head (checked at
     most once per TENANTRY_READINESS_CACHE_SECONDS)."""
