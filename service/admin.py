@@ -69,8 +69,12 @@ def require_admin(request: Request) -> Runtime:
 
 
 AdminRuntime = Annotated[Runtime, Depends(require_admin)]
-SlugPath = Annotated[str, Path(max_length=64, description="The tenant's slug")]
-KeyIdPath = Annotated[str, Path(max_length=64, description="The key's id (after `tnt_`)")]
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""No control character (a NUL would reach PostgreSQL, which cannot hold it): 422, not 500."""
+SlugPath = Annotated[str, Path(max_length=64, pattern=_PRINTABLE, description="The tenant's slug")]
+KeyIdPath = Annotated[
+    str, Path(max_length=64, pattern=_PRINTABLE, description="The key's id (after `tnt_`)")
+]
 
 
 @asynccontextmanager

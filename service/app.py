@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from service import admin, health, metrics, openapi, songs, todos, users
 from service.docs_ui import install_docs
@@ -177,6 +178,11 @@ def allowed_methods(request: Request) -> list[str]:
     for template, operations in request.app.openapi()["paths"].items():
         if _path_pattern(template).fullmatch(path):
             methods |= {method.upper() for method in operations if method.upper() in HTTP_METHODS}
+    if not methods:  # routes left out of the document (/, /docs, /redoc, /metrics)
+        for route in request.app.routes:
+            scope = {"type": "http", "path": path, "root_path": "", "method": ""}
+            if isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
+                methods |= set(route.methods or ())
     return sorted(methods)
 
 

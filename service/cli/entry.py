@@ -19,6 +19,7 @@ DEBUG_VARIABLE = "TENANTRY_DEBUG"
 
 def main() -> NoReturn:
     gc.disable()
+    _refuse_undecodable_arguments()
     from service.cli.main import app
 
     try:
@@ -44,6 +45,16 @@ def main() -> NoReturn:
 
         _fail(describe(exc, hint=f"{DEBUG_VARIABLE}=1 shows the traceback"), 1)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _refuse_undecodable_arguments() -> None:
+    """An argument that is not UTF-8 (Python keeps its bytes as surrogates) could never name a
+    tenant, a key or a display name, nor reach PostgreSQL: a usage error, not a driver's."""
+    for argument in sys.argv[1:]:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail(f"argument {argument!r} is not valid UTF-8 text", 2)
 
 
 def _usage_line(exc: Any) -> str:

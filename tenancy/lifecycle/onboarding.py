@@ -57,16 +57,19 @@ ANNOUNCE = "SELECT pg_notify($1, $2)"
 
 DISPLAY_NAME_MAX_LENGTH = 200
 """Characters; the admin API's `display_name` field and every other way in share the rule."""
-DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-"""No control character (Unicode category Cc: tab, newline, NUL, DEL, C1)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+"""No control character (Unicode category Cc: tab, newline, NUL, DEL, C1) and no bidirectional
+override or isolate (U+202A-U+202E, U+2066-U+2069), which would reorder what tables print."""
+_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def checked_display_name(display_name: str | None, slug: str) -> str:
-    """The display name a tenant gets: the slug when none (or an empty one) is given.
+    """The display name a tenant gets, surrounding whitespace stripped: the slug when none (or a
+    blank one) is given.
 
     Raises InvalidDisplayName for one longer than DISPLAY_NAME_MAX_LENGTH characters or holding a
     control character (it is printed in tables and logs), the same rule as the admin API's."""
+    display_name = (display_name or "").strip()  # as the admin API's str_strip_whitespace
     if not display_name:
         return slug
     if len(display_name) > DISPLAY_NAME_MAX_LENGTH:
@@ -74,9 +77,10 @@ def checked_display_name(display_name: str | None, slug: str) -> str:
             f"display name is {len(display_name)} characters long; at most "
             f"{DISPLAY_NAME_MAX_LENGTH} are allowed"
         )
-    if _CONTROL.search(display_name):
+    if _REFUSED.search(display_name):
         raise InvalidDisplayName(
-            "display name holds a control character (tab, newline, ...): use plain text"
+            "display name holds a control character (tab, newline, ...) or a bidirectional "
+            "override: use plain text"
         )
     return display_name
 

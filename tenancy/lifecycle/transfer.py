@@ -210,7 +210,11 @@ async def import_tenant(
         use_list, script = Path(folder) / "data.list", Path(folder) / "data.sql"
         use_list.write_text("".join(entry.line + "\n" for entry in toc.data_entries()))
         adoption = Adoption.of(
-            slug or default_slug(toc.schema), display_name, toc=toc, script=script, tracks=tracks
+            default_slug(toc.schema) if slug is None else slug,
+            display_name,
+            toc=toc,
+            script=script,
+            tracks=tracks,
         )
         await refuse_taken_slug(engine, adoption.slug)
         await asyncio.to_thread(

@@ -24,3 +24,12 @@ async def test_allow_lists_every_method_of_the_path(api: str, tenant: CreatedTen
                     assert response.json()["type"].endswith("/method-not-allowed")
                 allowed = {m.strip() for m in response.headers["allow"].split(",")}
                 assert allowed == served, (method, path)
+
+
+async def test_allow_names_the_methods_of_routes_outside_the_document(api: str) -> None:
+    """/, /docs, /redoc and /metrics are not in the OpenAPI document: their 405 still says GET."""
+    async with client(api) as http:
+        for path in ("/", "/docs", "/redoc", "/metrics"):
+            response = await http.post(path)
+            assert response.status_code == 405, path
+            assert "GET" in {m.strip() for m in response.headers["allow"].split(",")}, path

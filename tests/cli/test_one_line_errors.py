@@ -257,3 +257,24 @@ def test_one_first_line_for_the_cli_the_admin_api_and_migrate_results(
     """The one definition the CLI, the admin API (tenancy.one_line.first_line) and `migrate`'s
     per-tenant results and --sql notes (first_line_with_type) all use."""
     assert (first_line(exc), first_line_with_type(exc)) == (plain, with_type)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["tenants", "suspend", b"a\xffb"], ["tenants", "create", "acme", "--display-name", b"\xff"]],
+    ids=["slug", "display name"],
+)
+def test_an_argument_that_is_not_utf8_is_a_usage_error(argv: list) -> None:
+    """Python keeps undecodable bytes as surrogates, which no driver can send: refused up front,
+    before any database is reached (the database's own error used to surface)."""
+    result = subprocess.run(
+        [TENANTRY, *argv], cwd=PROJECT_ROOT, capture_output=True, timeout=120, check=False
+    )
+    text = subprocess.CompletedProcess(
+        result.args,
+        result.returncode,
+        result.stdout.decode(),
+        result.stderr.decode("utf-8", "replace"),
+    )
+    assert_one_line_failure(text, "error: ", "not valid UTF-8")
+    assert result.returncode == 2

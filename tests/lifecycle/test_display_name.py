@@ -1,6 +1,9 @@
 """One display-name rule for every way a tenant comes in (CLI, admin API, import): at most
 DISPLAY_NAME_MAX_LENGTH characters and no control character; a refused name creates nothing."""
 
+import json
+import secrets
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,6 +17,8 @@ from tests.support.project import ADMIN_TOKEN
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 REFUSED = {
     "too long": "x" * (DISPLAY_NAME_MAX_LENGTH + 1),
+    "bidi override": "\u202eevil",
+    "bidi isolate": "a\u2066b",
     "tab": "Acme\tCo",
     "newline": "Acme\nCo",
     "NUL": "Acme\x00Co",
@@ -30,6 +35,13 @@ def test_plain_names_up_to_the_limit_are_kept(name: str) -> None:
 
 def test_no_name_means_the_slug() -> None:
     assert checked_display_name(None, "acme") == checked_display_name("", "acme") == "acme"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [("  Foo  ", "Foo"), ("   ", "acme"), ("\u2028", "acme")]
+)
+def test_surrounding_whitespace_is_stripped_as_the_api_strips_it(given: str, kept: str) -> None:
+    assert checked_display_name(given, "acme") == kept
 
 
 @pytest.mark.parametrize("name", REFUSED.values(), ids=REFUSED.keys())
@@ -78,3 +90,26 @@ async def test_the_admin_api_accepts_what_the_cli_accepts(api: str, new_slug: st
         )
     assert response.status_code == 201, response.text
     assert response.json()["display_name"] == ACCEPTED[1]
+
+
+@pytest.mark.parametrize(("given", "kept"), [("  Foo  ", "Foo"), ("   ", None)])
+async def test_the_cli_and_the_api_store_the_same_name(
+    api: str, given: str, kept: str | None
+) -> None:
+    async with client(api) as http:
+        slugs = [f"dn-{secrets.token_hex(4)}" for _ in range(2)]
+        by_cli = tenantry("tenants", "create", slugs[0], "--display-name", given, "--json")
+        by_api = await http.post(
+            "/admin/tenants", json={"slug": slugs[1], "display_name": given}, headers=ADMIN
+        )
+    assert by_cli.returncode == 0 and by_api.status_code == 201, (by_cli.stderr, by_api.text)
+    assert json.loads(by_cli.stdout)["display_name"] == (kept or slugs[0])
+    assert by_api.json()["display_name"] == (kept or slugs[1])
+
+
+@pytest.mark.parametrize("path", ["/admin/tenants/a%00b", "/admin/tenants/a%01b/keys"])
+async def test_a_control_character_in_an_admin_path_is_422_not_500(api: str, path: str) -> None:
+    async with client(api) as http:
+        response = await http.get(path, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"

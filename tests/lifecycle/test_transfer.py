@@ -77,6 +77,8 @@ async def test_failed_imports_leave_nothing(
     refused = one_error_line(await cli("tenants", "import", str(garbage)))
     assert "is not a tenant export" in refused and "tar" not in refused
     assert "invalid slug" in one_error_line(await cli("tenants", "import", str(file), "--as", "X"))
+    # an empty --as is a slug like any other (refused), not "the archive's own slug"
+    assert "invalid slug" in one_error_line(await cli("tenants", "import", str(file), "--as", ""))
     assert await footprint(engine) == before
 
 
