@@ -321,3 +321,28 @@ def test_compose_runs_the_api_as_the_runtime_role_with_an_optional_pgbouncer() -
     assert bouncer["profiles"] == ["pgbouncer"]
     assert bouncer["environment"]["POOL_MODE"] == "transaction"
     assert services["api"]["depends_on"]["pgbouncer"]["required"] is False
+
+
+async def test_dropping_a_throwaway_database_drops_its_runtime_group(server_url: str) -> None:
+    """Roles are cluster-wide: a test database's `tenantry_runtime_<db>` group would outlive it,
+    one leaked role per run on the developer's server, unless the kit's drop takes it too."""
+    from tenancy.database import ensure_database
+    from tenancy.testing.drop import drop_database
+    from tenancy.testing.throwaway import throwaway_url
+
+    url = throwaway_url(server_url, "rolegc")
+    await ensure_database(url)
+    group = runtime_group(make_url(url).database or "")
+    admin = await asyncpg.connect(asyncpg_dsn(make_url(url).render_as_string(False)))
+    try:
+        await admin.execute(
+            await admin.fetchval("SELECT format('CREATE ROLE %I', $1::text)", group)
+        )
+    finally:
+        await admin.close()
+    await drop_database(url)
+    check = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        assert await check.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = $1", group) == 0
+    finally:
+        await check.close()
