@@ -85,7 +85,7 @@ class Node:
     """Of the node's memory, for keeping the catalog cached (first visits stay fast)."""
     disk_share: float = 0.7
     pool: int = 15
-    """Connections per app process (pool_size + max_overflow, the defaults)."""
+    """Connections per app process (pool_size + max_overflow, the defaults: 15 + 0)."""
     app_utilization: float = 0.7
     """How busy an app process (one core) may run."""
     migrate_window_minutes: float = 30

@@ -48,6 +48,7 @@ from bench.request_path.measure import (
 )
 from bench.request_path.servers import Server, ServerSpec, running_servers
 from service.paths import PROJECT_ROOT
+from tenancy.settings import TenancySettings
 
 BASELINE = "baseline"
 TENANTRY = str(Path(sys.executable).parent / "tenantry")
@@ -200,8 +201,13 @@ async def run_comparison(
 
 
 def _pool_like_tenantry() -> dict[str, str]:
-    """The baseline's pool sized as Tenantry's default (pool_size 10, max_overflow 5)."""
-    return {"BASELINE_POOL_SIZE": "10", "BASELINE_MAX_OVERFLOW": "5"}
+    """The baseline's pool sized as Tenantry's defaults (TenancySettings: pool_size, max_overflow),
+    so that neither server opens and closes connections the other keeps."""
+    fields = TenancySettings.model_fields
+    return {
+        "BASELINE_POOL_SIZE": str(fields["pool_size"].default),
+        "BASELINE_MAX_OVERFLOW": str(fields["max_overflow"].default),
+    }
 
 
 def summarize(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,13 @@
 """The pool's connection policy: a connection is replaced after pool_max_uses checkouts, and 0
-keeps it. (Moved from tests/request_path/test_request_path.py.)"""
+keeps it; the default pool keeps every connection it opens under steady load."""
+
+import asyncio
+import random
+
+from sqlalchemy import event, text
 
 from tenancy.database import create_engine
+from tenancy.settings import TenancySettings
 from tests.support.common import backend_pid
 from tests.support.project import make_settings
 
@@ -28,3 +34,50 @@ async def test_a_connection_is_replaced_after_pool_max_uses_checkouts(database: 
 
 async def test_pool_max_uses_zero_keeps_the_connection(database: str) -> None:
     assert len(set(await backend_pids(database, pool_max_uses=0, checkouts=7))) == 1
+
+
+async def connections_opened(database: str, workers: int, **pool: int) -> int:
+    """Connections the pool opens while `workers` tasks each check one out 20 times, holding it
+    0-3 ms and waiting 0-3 ms before the next (a steady load of `workers` concurrent clients,
+    each sending its next request once the last is answered)."""
+    engine = create_engine(database, make_settings(database, pool_max_uses=0, **pool))
+    opened = 0
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def count(*_args: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(20):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+                await asyncio.sleep(rng.random() * 0.003)
+            await asyncio.sleep(rng.random() * 0.003)
+
+    try:
+        await asyncio.gather(*(worker(seed) for seed in range(workers)))
+    finally:
+        await engine.dispose()
+    return opened
+
+
+async def test_the_default_pool_opens_each_connection_once_under_steady_load(
+    database: str,
+) -> None:
+    """As many concurrent requests as the default pool holds: every connection is opened once
+    and kept (none is closed at check-in to be opened again, cold, a moment later)."""
+    defaults = TenancySettings.model_fields
+    size = defaults["pool_size"].default + defaults["max_overflow"].default
+    assert await connections_opened(database, workers=size) <= size
+
+
+async def test_negative_control_overflow_connections_are_opened_again_and_again(
+    database: str,
+) -> None:
+    """The same load on SQLAlchemy's own defaults (pool_size 5, max_overflow 10): overflow
+    connections are closed at check-in while the pool is full, so the pool keeps opening new
+    ones; the test above would catch a default that did this."""
+    opened = await connections_opened(database, workers=15, pool_size=5, max_overflow=10)
+    assert opened > 15, opened
