@@ -66,25 +66,39 @@ class TenantConnection(asyncpg.Connection):
     shapes (schema -> shape, read once per process and schema).
     """
 
-    __slots__ = ("_begin_suffix", "_schema", "_shape")
+    __slots__ = ("_begin_suffix", "_entered", "_schema", "_shape")
     _shapes: dict[str, str] | None = None
+    _max_schemas = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._begin_suffix = ""
         self._schema: str | None = None
         self._shape: str | None = None
+        self._entered: set[str] = set()
 
     @classmethod
-    def for_engine(cls, *, shapes: bool) -> type["TenantConnection"]:
+    def for_engine(cls, *, shapes: bool, max_schemas: int = 0) -> type["TenantConnection"]:
         """A subclass with a table-shape map of its own (shapes=False: none, for engines whose
-        statements are never cached, as behind PgBouncer)."""
-        return type(cls.__name__, (cls,), {"__slots__": (), "_shapes": {} if shapes else None})
+        statements are never cached, as behind PgBouncer) that counts the distinct schemas each
+        connection enters up to max_schemas (0: counts none; see tenancy.pool)."""
+        namespace = {
+            "__slots__": (),
+            "_shapes": {} if shapes else None,
+            "_max_schemas": max_schemas,
+        }
+        return type(cls.__name__, (cls,), namespace)
 
     def search_path_on_begin(self, schema: str | None, tag: str | None = None) -> None:
         """Arm the next BEGIN with this tenant schema (and application_name tag); None disarms."""
         self._schema = schema or None
         self._begin_suffix = begin_suffix(schema, tag) if schema else ""
+
+    @property
+    def schemas_entered(self) -> int:
+        """How many distinct tenant schemas this connection's transactions have entered (what
+        its backend's catalog caches grow with; tenancy.pool replaces it at a limit)."""
+        return len(self._entered)
 
     @property
     def statement_namespace(self) -> Hashable:
@@ -107,6 +121,8 @@ class TenantConnection(asyncpg.Connection):
         self._begin_suffix = ""
         try:
             status = await super().execute(query + RESET_SESSION + suffix, timeout=timeout)
+            if schema is not None and len(self._entered) < self._max_schemas:
+                self._entered.add(schema)  # bounded: counted up to the limit, no further
             self._shape = await self._shape_of(schema) if suffix else None
             return status
         except BaseException:

@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from tenancy.connection import ShapeKeyedStatementCache, TenantConnection
 from tenancy.dsn import plain_dsn
-from tenancy.pool import limit_connection_uses
+from tenancy.pool import limit_connection_schemas, limit_connection_uses
 from tenancy.settings import TenancySettings
 
 EMBEDDED_RUNTIME_ROLE = "tenantry_api"
@@ -141,9 +141,12 @@ async def ensure_database(url: str) -> bool:
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection),
     prepared statements are cached per table shape (ShapeKeyedStatementCache, never behind
-    PgBouncer), and connections are replaced after pool_max_uses checkouts or pool_recycle
+    PgBouncer), and connections are replaced once they have entered pool_max_schemas tenant
+    schemas, after pool_max_uses checkouts (off by default) or pool_recycle
     seconds. hide_parameters: bound values (request bodies) never reach logs or errors."""
-    connection_class = TenantConnection.for_engine(shapes=not settings.pgbouncer)
+    connection_class = TenantConnection.for_engine(
+        shapes=not settings.pgbouncer, max_schemas=settings.pool_max_schemas
+    )
     engine = create_async_engine(
         url,
         pool_size=settings.pool_size,
@@ -159,6 +162,7 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     )
     if not settings.pgbouncer:
         cache_statements_per_shape(engine, settings.statement_cache_size)
+    limit_connection_schemas(engine, settings.pool_max_schemas)
     limit_connection_uses(engine, settings.pool_max_uses)
     return engine
 

@@ -1,18 +1,25 @@
-"""Replace a pooled connection after a number of uses, to bound its backend's catalog caches.
+"""Replace a pooled connection once it has entered too many tenant schemas (or, if asked, after
+a number of uses), to bound its backend's catalog caches.
 
 A PostgreSQL backend caches catalog entries for every relation it touches and never evicts
 them, so a connection that visits thousands of tenant schemas grows by about 10 KiB per schema
-(measured in bench/README.md). Growth follows the number of checkouts, not time, so
-`pool_recycle` alone cannot bound it; a use count can. SQLAlchemy has no such setting: a
-checkout listener counts uses and soft-invalidates the connection at the limit, so the pool
-closes it and opens a fresh one at its next checkout (the current user keeps it to the end).
+(measured in bench/README.md). Growth follows the number of distinct schemas a connection has
+entered, not time (`pool_recycle` alone cannot bound it) nor its uses: a connection that serves
+the same hundred tenants a million times stays the size it was after its first visit to each.
+TenantConnection counts the schemas its transactions entered; at the limit a checkout listener
+refuses it, so the pool closes it and hands out a fresh one in its place. (pool_max_uses, a plain
+use count, soft-invalidates instead: the current user keeps the connection to the end.)
+SQLAlchemy has neither setting.
 """
 
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from tenancy.connection import TenantConnection
 
 _USES = "tenantry_uses"
 
@@ -28,3 +35,18 @@ def limit_connection_uses(engine: AsyncEngine, max_uses: int) -> None:
         record.info[_USES] = uses
         if uses >= max_uses:
             record.invalidate(soft=True)
+
+
+def limit_connection_schemas(engine: AsyncEngine, max_schemas: int) -> None:
+    """Every pooled TenantConnection of engine is replaced at the first checkout after it has
+    entered max_schemas distinct tenant schemas (0: no limit)."""
+    if max_schemas <= 0:
+        return
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def count_schemas(dbapi: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+        driver = dbapi.driver_connection
+        if issubclass(type(driver), TenantConnection) and driver.schemas_entered >= max_schemas:
+            # SQLAlchemy's documented way to refuse a connection at checkout: the pool discards
+            # it and checks out a fresh one in its place, for this checkout already
+            raise DisconnectionError(f"entered {max_schemas} tenant schemas: replaced")

@@ -104,11 +104,19 @@ class TenancySettings(BaseSettings):
         description="Prepared statements kept per pooled connection (an LRU over every table "
         "shape it served; tenants whose tables differ never share one). Unused with pgbouncer.",
     )
-    pool_max_uses: int = Field(
+    pool_max_schemas: int = Field(
         default=1000,
         ge=0,
-        description="Checkouts after which a pooled connection is replaced (0: never); bounds "
-        "the catalog caches a backend accumulates across tenant schemas.",
+        description="Distinct tenant schemas a pooled connection may enter; at that count it is "
+        "replaced at its next checkout (0: never). Bounds the catalog caches its PostgreSQL "
+        "backend keeps, which grow with each schema it enters (about 10 KiB each), not with "
+        "its uses: with fewer tenants than this, connections are never replaced for it.",
+    )
+    pool_max_uses: int = Field(
+        default=0,
+        ge=0,
+        description="Checkouts after which a pooled connection is replaced (0: never); "
+        "TENANTRY_POOL_MAX_SCHEMAS bounds what grows, so this is off by default.",
     )
     registry_cache_ttl: float = Field(
         default=3600.0,

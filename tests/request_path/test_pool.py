@@ -5,8 +5,10 @@ import asyncio
 import random
 
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from tenancy.database import create_engine
+from tenancy.session import tenant_transaction
 from tenancy.settings import TenancySettings
 from tests.support.common import backend_pid
 from tests.support.project import make_settings
@@ -81,3 +83,37 @@ async def test_negative_control_overflow_connections_are_opened_again_and_again(
     ones; the test above would catch a default that did this."""
     opened = await connections_opened(database, workers=15, pool_size=5, max_overflow=10)
     assert opened > 15, opened
+
+
+async def backend_pids_entering(database: str, schemas: list[str], max_schemas: int) -> list[int]:
+    """The backend behind each transaction, one per schema in turn, from a pool of one."""
+    settings = make_settings(database, pool_size=1, max_overflow=0, pool_max_schemas=max_schemas)
+    engine = create_engine(database, settings)
+    sessions = async_sessionmaker(engine)
+    pids = []
+    try:
+        for schema in schemas:
+            async with tenant_transaction(sessions, schema) as session:
+                pids.append(await session.scalar(text("SELECT pg_backend_pid()")))
+    finally:
+        await engine.dispose()
+    return pids
+
+
+async def test_a_connection_is_replaced_once_it_has_entered_pool_max_schemas_schemas(
+    database: str,
+) -> None:
+    schemas = ["tenant_pool_a", "tenant_pool_b", "tenant_pool_a", "tenant_pool_c"]
+    pids = await backend_pids_entering(database, [*schemas, "tenant_pool_d", "tenant_pool_a"], 3)
+    assert pids[0] == pids[1] == pids[2] == pids[3]  # a, b, a, c: three schemas
+    assert pids[4] == pids[5] != pids[3]  # the next checkout got a fresh connection
+
+
+async def test_a_connection_that_keeps_entering_the_same_schemas_is_kept(database: str) -> None:
+    schemas = ["tenant_pool_a", "tenant_pool_b"] * 6
+    assert len(set(await backend_pids_entering(database, schemas, 3))) == 1
+
+
+async def test_pool_max_schemas_zero_never_replaces_a_connection(database: str) -> None:
+    schemas = [f"tenant_pool_{name}" for name in "abcdefg"]
+    assert len(set(await backend_pids_entering(database, schemas, 0))) == 1
