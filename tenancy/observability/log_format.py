@@ -14,11 +14,33 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, then the record's `fields`."""
+    """One JSON object per line: ts, level, logger, msg, then the record's `fields`.
+
+    `ts` is UTC to the millisecond, as `datetime.isoformat(timespec="milliseconds")` writes it;
+    the date and time up to the second are formatted once per second, not per line (the
+    access log writes one line per request).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: float | None = None
+        self._second_text = ""
+
+    def timestamp(self, created: float) -> str:
+        """`2026-11-29T21:57:21.704+00:00` for the POSIX time `created`, rounded to the
+        microsecond as datetime.fromtimestamp rounds it, then cut to the millisecond."""
+        second, fraction = divmod(created, 1.0)
+        micros = round(fraction * 1_000_000)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._second_text = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

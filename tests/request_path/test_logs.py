@@ -7,8 +7,12 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
@@ -183,3 +187,23 @@ async def test_pg_stat_activity_names_the_tenant_and_request_of_a_running_query(
         assert (await update).status_code == 200
     assert backend["application_name"] == f"{settings.application_name}:{tenant.slug}:dba-7"
     assert backend["query"].lstrip().upper().startswith("UPDATE TODOS")
+
+
+@hypothesis_settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False),
+        st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996),  # rounds up to the next second
+        st.integers(0, 4_000_000_000).map(lambda s: s + 0.0005),
+    )
+)
+def test_json_timestamps_are_what_isoformat_writes(created: float) -> None:
+    """The per-second cache of the timestamp's text changes nothing: every `ts` is what
+    datetime.fromtimestamp(...).isoformat(timespec="milliseconds") writes, seconds rolling
+    over included (one formatter across examples, so its cache is hit and missed)."""
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert _SHARED_FORMATTER.timestamp(created) == expected
+    assert _SHARED_FORMATTER.timestamp(created) == expected  # a second time, from the cache
+
+
+_SHARED_FORMATTER = JsonFormatter()
