@@ -1,6 +1,6 @@
 """bench/independent (issue 17) still runs: the baseline app, the interleaved comparison and the
 per-layer variants produce numbers at tiny sizes. Timings are never asserted here. Each runs as
-`python -m bench.independent[.layer_cost]`, its own process, and its JSON is read back; the
+`python -m bench.independent[.layer_cost|.pool]`, its own process, and its JSON is read back; the
 benchmark's own parts are unit-tested beside it (bench/independent/test_independent.py)."""
 
 import asyncio
@@ -54,3 +54,13 @@ async def test_the_layer_costs_are_measured_in_process(database: str, tmp_path: 
     assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | {f"without {n}" for n in layers}
     assert all(cpu > 0 for cpu in results["cpu_us"].values())
     assert "all of them, stacked" in results["isolated_us"]
+
+
+async def test_the_pool_variants_are_measured(database: str, tmp_path: Path) -> None:
+    options = ["--tenants", "2", "--requests", "40", "--repeats", "1", "--connections", "2"]
+    await bench("bench.independent.pool", *options, "--out", str(tmp_path))
+    results = json.loads((tmp_path / "independent_pool.json").read_text())
+    assert len(results["medians"]) == 4
+    for numbers in results["medians"].values():
+        assert numbers["new_connections_per_1000"] >= 0
+        assert numbers["app_cpu_us"] > 0 and numbers["db_cpu_us"] >= 0
