@@ -166,7 +166,8 @@ def report(fleet: Fleet, node: Node, measured: Measured, result: Estimate, sourc
         f"app processes      {result.app_processes} (one core each), {result.connections}"
         " connections to the server (or the Citus coordinator)",
         f"backend memory     {result.backend_memory_gib:,.1f} GiB for those connections"
-        f" ({measured.backend_rss_anon_mib:.1f} MiB each under pool_max_uses)",
+        f" ({measured.backend_rss_anon_mib:.1f} MiB each, measured under pool_max_uses 1,000;"
+        " pool_max_schemas 1,000 bounds the same)",
         f"migrate-all        {result.migrate_all_minutes:,.1f} min for an add-column revision,"
         f" {result.noop_migrate_minutes:,.1f} min when nothing is pending (one server's rate)",
         f"database nodes     {result.nodes}"

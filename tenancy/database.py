@@ -144,8 +144,11 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     PgBouncer), and connections are replaced once they have entered pool_max_schemas tenant
     schemas, after pool_max_uses checkouts (off by default) or pool_recycle
     seconds. hide_parameters: bound values (request bodies) never reach logs or errors."""
+    # behind PgBouncer a client connection's transactions run on PgBouncer's backends, whose
+    # caches its own server_lifetime bounds: counting schemas here would bound nothing
+    max_schemas = 0 if settings.pgbouncer else settings.pool_max_schemas
     connection_class = TenantConnection.for_engine(
-        shapes=not settings.pgbouncer, max_schemas=settings.pool_max_schemas
+        shapes=not settings.pgbouncer, max_schemas=max_schemas
     )
     engine = create_async_engine(
         url,
@@ -162,7 +165,7 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     )
     if not settings.pgbouncer:
         cache_statements_per_shape(engine, settings.statement_cache_size)
-    limit_connection_schemas(engine, settings.pool_max_schemas)
+    limit_connection_schemas(engine, max_schemas)
     limit_connection_uses(engine, settings.pool_max_uses)
     return engine
 

@@ -6,7 +6,9 @@ them, so a connection that visits thousands of tenant schemas grows by about 10 
 (measured in bench/README.md). Growth follows the number of distinct schemas a connection has
 entered, not time (`pool_recycle` alone cannot bound it) nor its uses: a connection that serves
 the same hundred tenants a million times stays the size it was after its first visit to each.
-TenantConnection counts the schemas its transactions entered; at the limit a checkout listener
+TenantConnection counts the schemas its request transactions entered (the search_path armed on
+BEGIN; other ways into a schema on the same engine, such as onboarding or catch-up, and
+schema-qualified reads are rare and not counted); at the limit a checkout listener
 refuses it, so the pool closes it and hands out a fresh one in its place. (pool_max_uses, a plain
 use count, soft-invalidates instead: the current user keeps the connection to the end.)
 SQLAlchemy has neither setting.

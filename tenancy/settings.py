@@ -107,10 +107,12 @@ class TenancySettings(BaseSettings):
     pool_max_schemas: int = Field(
         default=1000,
         ge=0,
-        description="Distinct tenant schemas a pooled connection may enter; at that count it is "
-        "replaced at its next checkout (0: never). Bounds the catalog caches its PostgreSQL "
-        "backend keeps, which grow with each schema it enters (about 10 KiB each), not with "
-        "its uses: with fewer tenants than this, connections are never replaced for it.",
+        description="Distinct tenant schemas a pooled connection's request transactions may "
+        "enter; at that count it is replaced at its next checkout (0: never). Bounds the catalog "
+        "caches its PostgreSQL backend keeps, which grow with each schema it enters (about 10 "
+        "KiB each), not with its uses: with fewer tenants than this, connections are never "
+        "replaced for it. Unused with pgbouncer (the backends are PgBouncer's: its "
+        "server_lifetime bounds them).",
     )
     pool_max_uses: int = Field(
         default=0,

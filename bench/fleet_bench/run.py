@@ -57,7 +57,7 @@ async def run(
         "load_before": os.getloadavg()[0],
         "concurrency": concurrency,
         "pool": f"pool_size {settings.pool_size} + max_overflow {settings.max_overflow},"
-        f" pool_max_uses {settings.pool_max_uses}",
+        f" pool_max_schemas {settings.pool_max_schemas}, pool_max_uses {settings.pool_max_uses}",
         "shape": shape.__dict__,
         "points": [],
     }

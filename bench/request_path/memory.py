@@ -64,8 +64,14 @@ def backend_rss(pid: int) -> dict[str, int] | None:
 
 
 def _engine(url: str, pool_size: int, max_uses: int) -> AsyncEngine:
+    """A pool replaced only after max_uses checkouts (the schema count off, so that one
+    connection can grow across every schema and each policy is the use count alone)."""
     settings = TenancySettings(
-        database_url=url, pool_size=pool_size, max_overflow=0, pool_max_uses=max_uses
+        database_url=url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_max_uses=max_uses,
+        pool_max_schemas=0,
     )
     return create_engine(url, settings)
 

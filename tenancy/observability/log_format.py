@@ -23,8 +23,9 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._second: float | None = None
-        self._second_text = ""
+        self._second: tuple[float, str] = (float("nan"), "")  # nan equals no second
+        """(POSIX second, its text): one tuple, so that a formatter shared between handlers
+        (each with its own lock) never reads one second's number with another's text."""
 
     def timestamp(self, created: float) -> str:
         """`2026-11-29T21:57:21.704+00:00` for the POSIX time `created`, rounded to the
@@ -33,10 +34,11 @@ class JsonFormatter(logging.Formatter):
         micros = round(fraction * 1_000_000)
         if micros >= 1_000_000:
             second, micros = second + 1, micros - 1_000_000
-        if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
-            self._second, self._second_text = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._second_text}.{micros // 1000:03d}+00:00"
+        cached_second, text = self._second
+        if second != cached_second:
+            text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

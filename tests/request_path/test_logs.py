@@ -192,7 +192,7 @@ async def test_pg_stat_activity_names_the_tenant_and_request_of_a_running_query(
 @hypothesis_settings(max_examples=2000, deadline=None)
 @given(
     st.one_of(
-        st.floats(min_value=0, max_value=4e9, allow_nan=False),
+        st.floats(min_value=-1e9, max_value=4e9, allow_nan=False),
         st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999996),  # rounds up to the next second
         st.integers(0, 4_000_000_000).map(lambda s: s + 0.0005),
     )

@@ -78,16 +78,21 @@ async def test_the_default_pool_opens_each_connection_once_under_steady_load(
 async def test_negative_control_overflow_connections_are_opened_again_and_again(
     database: str,
 ) -> None:
-    """The same load on SQLAlchemy's own defaults (pool_size 5, max_overflow 10): overflow
+    """The same load on the earlier defaults (pool_size 10, max_overflow 5): overflow
     connections are closed at check-in while the pool is full, so the pool keeps opening new
     ones; the test above would catch a default that did this."""
-    opened = await connections_opened(database, workers=15, pool_size=5, max_overflow=10)
+    opened = await connections_opened(database, workers=15, pool_size=10, max_overflow=5)
     assert opened > 15, opened
 
 
-async def backend_pids_entering(database: str, schemas: list[str], max_schemas: int) -> list[int]:
+async def backend_pids_entering(
+    database: str, schemas: list[str], max_schemas: int, pgbouncer: bool = False
+) -> list[int]:
     """The backend behind each transaction, one per schema in turn, from a pool of one."""
-    settings = make_settings(database, pool_size=1, max_overflow=0, pool_max_schemas=max_schemas)
+    bouncer = {"pgbouncer": True, "listen_database_url": database} if pgbouncer else {}
+    settings = make_settings(
+        database, pool_size=1, max_overflow=0, pool_max_schemas=max_schemas, **bouncer
+    )
     engine = create_engine(database, settings)
     sessions = async_sessionmaker(engine)
     pids = []
@@ -117,3 +122,11 @@ async def test_a_connection_that_keeps_entering_the_same_schemas_is_kept(databas
 async def test_pool_max_schemas_zero_never_replaces_a_connection(database: str) -> None:
     schemas = [f"tenant_pool_{name}" for name in "abcdefg"]
     assert len(set(await backend_pids_entering(database, schemas, 0))) == 1
+
+
+async def test_pool_max_schemas_is_not_applied_behind_pgbouncer(database: str) -> None:
+    """With TENANTRY_PGBOUNCER the backends are PgBouncer's: counting the app's connections'
+    schemas would bound nothing, so they are kept (here connected straight to PostgreSQL with
+    the PgBouncer settings, which is enough to see the pool's policy)."""
+    schemas = [f"tenant_pool_{name}" for name in "abcde"]
+    assert len(set(await backend_pids_entering(database, schemas, 3, pgbouncer=True))) == 1
