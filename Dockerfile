@@ -66,10 +66,12 @@ COPY tenancy/ ./tenancy/
 COPY service/ ./service/
 # The CLI's start-up (`docker compose exec api tenantry ...`): the project's bytecode, which
 # PYTHONDONTWRITEBYTECODE would otherwise leave every process to compile again, and the tenant
-# track's cached stamp, so that `tenantry tenants create` imports no Alembic (bench/README.md).
+# track's cached head script and the tracks' heads, so that `tenantry tenants create` and
+# `tenantry migrate` import no Alembic (bench/README.md; service.onboarding.warm_caches).
+# tests/deploy/test_deploy_files.py runs this step against the code on every test run.
 RUN python -m compileall -q tenancy service migrations \
- && python -c "from pathlib import Path; from tenancy.lifecycle.build.stamp_cache import cached_stamp_sql; cached_stamp_sql(Path('/app/alembic.ini'))" \
- && ls migrations/__pycache__/tenantry-stamp-*.sql
+ && python -c "from service.onboarding import warm_caches; from service.paths import ALEMBIC_INI; warm_caches(ALEMBIC_INI)" \
+ && ls migrations/__pycache__/tenantry-head-*.sql migrations/__pycache__/tenantry-heads-*.json
 
 USER tenantry:tenantry
 

@@ -62,6 +62,17 @@ TENANT_MODELS = TenantModels(tenant_metadata, (Path(__file__).resolve().parent,)
 script names their bytes, so any edit here renders it again once)."""
 
 
+def warm_caches(alembic_ini: Path) -> None:
+    """Render and store beside the revisions what short CLI processes read instead of importing
+    Alembic and the models: the head script `tenantry tenants create` builds tenants from, and
+    the tracks' heads `tenantry migrate` compares with (tenancy.migrate.revision_cache). For an
+    image whose source tree its user cannot write (the Dockerfile runs this as it builds)."""
+    from tenancy.migrate.heads import load_tracks_remembering_heads
+
+    CachedHeadDDL(alembic_ini, TENANT_MODELS).script()
+    load_tracks_remembering_heads(alembic_ini)
+
+
 def tenant_blueprint(tracks: "Tracks | Path") -> TenantBlueprint:
     """Looks the hook up at each call, so a deployment (or a test) may swap seed_new_tenant.
 

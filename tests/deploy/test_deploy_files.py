@@ -3,7 +3,12 @@ reaches the containers and is explained in .env.example; the Dockerfile copies w
 runs as a non-root user and leaves test and dev files out; the Citus script registers the nodes
 compose.yaml starts."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -92,6 +97,60 @@ def test_dockerfile_copies_only_what_the_build_context_holds() -> None:
         assert (PROJECT_ROOT / source).exists(), source
         assert source not in ignored, source
     assert {"tests", ".venv", ".tenantry", ".env"} <= ignored
+
+
+def runtime_copies() -> list[str]:
+    """What the runtime stage copies from the build context (its COPY sources)."""
+    return [
+        source.rstrip("/")
+        for instruction in dockerfile_stages()[-1]
+        if instruction.startswith("COPY ") and "--from=" not in instruction
+        for source in instruction.split()[1:-1]
+    ]
+
+
+def run_build_step(step: str, tree: Path) -> subprocess.CompletedProcess[str]:
+    """A RUN step of the Dockerfile, in `tree` laid out as the image's /app, with this venv's
+    python first on PATH (as /opt/venv/bin is in the image)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        ["bash", "-c", step], cwd=tree, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def image_tree(tmp_path: Path) -> Path:
+    """The runtime stage's /app: what it copies, as the repository holds it, no caches."""
+    tree = tmp_path / "app"
+    tree.mkdir()
+    for source in runtime_copies():
+        origin = PROJECT_ROOT / source
+        if origin.is_dir():
+            shutil.copytree(origin, tree / source, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(origin, tree / source)
+    return tree
+
+
+def test_the_dockerfile_build_steps_that_run_the_project_run_against_this_code(
+    tmp_path: Path,
+) -> None:
+    """The runtime stage's RUN steps that run the project's Python (precompiling, warming the
+    CLI's caches) run here on a copy of what the image copies: a module moved or renamed fails
+    this test, not `docker compose build`. Negative control: a step importing a module that is
+    gone fails the same runner."""
+    steps = [i[4:] for i in dockerfile_stages()[-1] if i.startswith("RUN ") and "python" in i]
+    assert any("warm_caches" in step for step in steps)
+    tree = image_tree(tmp_path)
+    for step in steps:
+        done = run_build_step(step, tree)
+        assert done.returncode == 0, (step, done.stderr[-2000:])
+    cached = {
+        path.name.split("-")[1] for path in (tree / "migrations/__pycache__").glob("tenantry-*")
+    }
+    assert {"head", "heads"} <= cached
+    gone = 'python -c "from tenancy.lifecycle.build.stamp_cache import cached_stamp_sql"'
+    assert run_build_step(gone, tree).returncode != 0
 
 
 def test_citus_registration_names_the_nodes_compose_starts() -> None:
