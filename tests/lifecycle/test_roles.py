@@ -116,6 +116,42 @@ async def test_runtime_role_cannot_create_alter_or_drop_anything(
     assert await row_counts(engine) == rows_before
 
 
+RUNTIME_REGISTRY_COLUMNS = {
+    "tenants": {"id", "slug", "schema_name", "status", "rate_limit_per_second", "rate_limit_burst"},
+    "api_keys": {"key_id", "tenant_id", "key_hash", "revoked_at"},
+    "alembic_version": {"version_num"},
+    "migrate_runs": {"id", "finished_at", "duration_seconds", "failed", "tenants_failed"},
+}
+"""What docs/security.md says the runtime role reads of the registry, written out here (not read
+from tenancy.roles), so a grant added there without the docs fails this test."""
+
+_REGISTRY_PRIVILEGES = """
+SELECT c.relname, a.attname, p.privilege
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS p(privilege)
+WHERE n.nspname = 'tenantry' AND has_column_privilege(c.oid, a.attnum, p.privilege)
+"""
+
+
+async def test_runtime_role_reads_exactly_the_documented_registry_columns(
+    as_runtime: asyncpg.Connection, tenant: CreatedTenant
+) -> None:
+    rows = await as_runtime.fetch(_REGISTRY_PRIVILEGES)
+    assert {row["privilege"] for row in rows} == {"SELECT"}
+    granted: dict[str, set[str]] = {}
+    for row in rows:
+        granted.setdefault(row["relname"], set()).add(row["attname"])
+    assert granted == RUNTIME_REGISTRY_COLUMNS
+    tables = await as_runtime.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'tenantry' AND c.relkind IN ('r', 'p', 'v')"
+        " AND (has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))"
+    )
+    assert tables == []
+
+
 async def test_the_same_statements_are_valid_sql_for_the_owner(
     database: str, tenant: CreatedTenant
 ) -> None:
