@@ -156,6 +156,22 @@ async def test_a_head_past_the_byte_cap_is_answered_431(edge: Server) -> None:
     assert problem(answer) == (431, "request-head-too-large")
 
 
+async def test_a_head_the_parser_cannot_read_is_answered_400_malformed_request(
+    edge: Server,
+) -> None:
+    """httptools refuses a request line with a space in the method; the edge answers it as
+    problem+json and closes. A well-formed head on the same kind of connection gets through."""
+    answers = []
+    for head in (b"GE T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /healthz HTTP/1.1\r\n"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+        writer.write(head + (b"" if head.endswith(b"\r\n\r\n") else b"Connection: close\r\n\r\n"))
+        async with asyncio.timeout(30):
+            answers.append(await reader.read())
+        writer.close()
+    assert problem(answers[0]) == (400, "malformed-request")
+    assert answers[1].startswith(b"HTTP/1.1 200 ")
+
+
 async def test_100_000_header_lines_are_refused_and_closed(edge: Server) -> None:
     total = 100_000 * len(b"a: b\r\n")  # socket buffers may take it all before the refusal
     _sent, answer, closed = await flood(edge.port, lambda i: b"a: b\r\n" * 1000, total)
