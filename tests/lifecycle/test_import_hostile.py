@@ -130,6 +130,18 @@ TAMPERED: dict[str, tuple[str, Payload]] = {
         lambda s, o: [f"CREATE INDEX extra ON {s}.todos (created_at)"],
     ),
     "extra table": ("TABLE", lambda s, o: [f"CREATE TABLE {s}.extra (id int)"]),
+    "type the revisions do not make": (
+        "TYPE",
+        lambda s, o: [f"CREATE TYPE {s}.mood AS ENUM ('ok')"],
+    ),
+    "domain with a check calling a function": (
+        "FUNCTION",
+        lambda s, o: [
+            *(statement.format(s=s) for statement in COPY_TO_PROGRAM),
+            f"CREATE DOMAIN {s}.boomed AS text CHECK ({s}.boom(VALUE) IS NOT NULL)",
+        ],
+    ),
+    "domain": ("DOMAIN", lambda s, o: [f"CREATE DOMAIN {s}.positive AS int CHECK (VALUE > 0)"]),
     "revision this code does not know": (
         "not in this code's history",
         lambda s, o: [f"UPDATE {s}.alembic_version SET version_num = 'f00dfeedbeef'"],
