@@ -30,3 +30,18 @@ async def test_every_list_is_newest_first_and_its_full_last_page_has_no_cursor(
             assert pages == [["item 5", "item 4", "item 3"], ["item 2", "item 1", "item 0"]], path
             everything = (await http.get(path, params={"limit": 6})).json()
             assert everything["next_cursor"] is None, path
+
+
+async def test_without_a_limit_every_list_gives_pages_of_20(
+    api: str, tenant: CreatedTenant
+) -> None:
+    """api.md: `limit` defaults to 20. 21 rows: the first page holds 20 and a cursor, the next
+    the one left."""
+    async with client(api, tenant.slug, tenant.api_key) as http:
+        for path, body in BODIES.items():
+            for n in range(21):
+                assert (await http.post(path, json=body(f"d{n}"))).status_code == 201
+            first = (await http.get(path)).json()
+            rest = (await http.get(path, params={"cursor": first["next_cursor"]})).json()
+            assert len(first["items"]) == 20 and first["next_cursor"] is not None, path
+            assert [item[LABEL[path]] for item in rest["items"]] == ["item d0"], path

@@ -148,13 +148,15 @@ async def test_a_second_run_is_refused_at_once_and_so_is_plain_alembic(
     fleet: Fleet, one_step: Path
 ) -> None:
     await fleet.add_tenants("w", 1)
-    async with exclusive_run(asyncpg_dsn(fleet.url)):
+    async with exclusive_run(asyncpg_dsn(fleet.url)) as holder:
+        holder_pid = await holder.fetchval("SELECT pg_backend_pid()")
         refused = await tenantry(fleet, one_step, "migrate")
         plain = await asyncio.to_thread(
             run_alembic, "upgrade", "head", env=fleet.env(one_step), config=one_step
         )
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.startswith("error: another migrate run is in progress")
+    assert f"(PostgreSQL backend pid {holder_pid})" in refused.stderr  # docs/migrations.md
     assert len(refused.stderr.strip().splitlines()) == 1
     assert plain.returncode != 0 and "another migrate run is in progress" in plain.stderr
     assert await revision_of(fleet.engine, fleet.tenants[0].schema) == PROJECT_HEAD

@@ -1,8 +1,10 @@
 """`tenantry migrate`'s engine on real fleets: concurrency, failures, locks, moving targets."""
 
 import asyncio
+import contextlib
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +17,7 @@ from tenancy.migrate.connections import open_connections
 from tenancy.migrate.fast_path import Job, migrate_tenant
 from tenancy.migrate.lock import MigrationInProgress, exclusive_run
 from tenancy.migrate.render import render_sql
-from tenancy.migrate.results import LockPolicy, Outcome, Summary
+from tenancy.migrate.results import LockPolicy, Outcome, Summary, is_lock_conflict
 from tenancy.migrate.targets import Step
 from tenancy.migrate.tracks import Tracks, load_tracks
 from tenancy.naming import quote_schema
@@ -279,3 +281,43 @@ async def test_archived_tenants_are_left_alone(fleet: Fleet, one_step: Path) -> 
         assert "priority" not in await columns_of(fleet.engine, change.archived_schema, "todos")
     finally:
         await purge_tenant(fleet.engine, archived.slug)
+
+
+async def test_a_real_deadlock_is_retried_like_a_lock_timeout(database: str) -> None:
+    """docs/migrations.md: deadlocks are retried as lock timeouts are. The retry loop (tested
+    above with lock timeouts) retries what `is_lock_conflict` says yes to; here a real deadlock
+    between two connections says yes, and a real unique violation (the control) says no."""
+    dsn = asyncpg_dsn(database)
+    first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        await first.execute(
+            "CREATE TABLE deadlock_probe (id int PRIMARY KEY);"
+            " INSERT INTO deadlock_probe VALUES (1), (2)"
+        )
+        async with first.transaction(), second.transaction():
+            await first.execute("UPDATE deadlock_probe SET id = id WHERE id = 1")
+            await second.execute("UPDATE deadlock_probe SET id = id WHERE id = 2")
+            crossed = await asyncio.gather(
+                first.execute("UPDATE deadlock_probe SET id = id WHERE id = 2"),
+                second.execute("UPDATE deadlock_probe SET id = id WHERE id = 1"),
+                return_exceptions=True,
+            )
+            raise _Done(crossed)
+    except _Done as done:
+        errors = [result for result in done.crossed if isinstance(result, BaseException)]
+    finally:
+        with contextlib.suppress(asyncpg.PostgresError):
+            await first.execute("DROP TABLE deadlock_probe")
+        await first.close()
+        await second.close()
+    assert len(errors) == 1 and is_lock_conflict(errors[0]), errors
+    duplicate = asyncpg.UniqueViolationError("duplicate key")
+    assert duplicate.sqlstate == "23505" and not is_lock_conflict(duplicate)
+
+
+class _Done(Exception):
+    """Leaves both transactions (rolled back) with what the crossed updates returned."""
+
+    def __init__(self, crossed: list[object]) -> None:
+        super().__init__("done")
+        self.crossed = crossed
