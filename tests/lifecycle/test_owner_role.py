@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.app import create_app
 from tenancy.database import (
     EMBEDDED_OWNER_ROLE,
     bootstrap_url,
@@ -23,6 +24,7 @@ from tenancy.database import (
 )
 from tenancy.roles import RoleSetupError, setup_owner
 from tenancy.settings import TenancySettings, get_settings
+from tenancy.state_keys import RUNTIME_KEY
 from tenancy.testing.drop import drop_database
 from tenancy.testing.throwaway import throwaway_url
 from tests.support.lifecycle import cli
@@ -134,8 +136,29 @@ async def test_the_embedded_server_runs_everything_as_tenantry_owner(
         found = await ownership(superuser, EMBEDDED_OWNER_ROLE)
         owner = EMBEDDED_OWNER_ROLE
         assert found == (owner, False, False, False, False, owner, [owner], [owner])
+        assert await api_role(TenancySettings(database_url=None, embedded_database=database)) == (
+            "tenantry_api",
+            False,
+            False,
+        )
     finally:
         await drop_database(superuser)
+
+
+async def api_role(settings: TenancySettings) -> tuple[str, bool, bool]:
+    """Who the API's request path connects as (the app's own lifespan, its runtime's engine):
+    the role, whether it is a superuser, whether it may CREATE in the database."""
+    app = create_app(settings)
+    query = text(
+        "SELECT current_user, rolsuper, has_database_privilege(current_database(), 'CREATE')"
+        " FROM pg_roles WHERE rolname = current_user"
+    )
+    async with (
+        app.router.lifespan_context(app) as state,
+        state[RUNTIME_KEY].engine.connect() as conn,
+    ):
+        row = (await conn.execute(query)).one()
+    return row[0], row[1], row[2]
 
 
 async def test_setup_refuses_an_owner_that_can_become_a_superuser(
