@@ -74,3 +74,19 @@ def test_migrate_brings_everything_to_head(database: str) -> None:
     assert rerun.returncode == 0, rerun.stderr
     assert "migrated 0, already current" in rerun.stdout
     assert "tenants/s" not in rerun.stdout
+
+
+async def test_listings_are_ordered_tenants_by_slug_and_keys_oldest_first(
+    database: str, new_slug: str
+) -> None:
+    """command-line.md: tenants (and limits) by slug, a tenant's keys oldest first; created here
+    out of order, so an unordered listing would show it."""
+    for prefix in ("zz", "aa", "mm"):
+        assert tenantry("tenants", "create", f"{prefix}-{new_slug}").returncode == 0
+    slugs = [row["slug"] for row in json.loads(tenantry("tenants", "list", "--json").stdout)]
+    assert slugs == sorted(slugs) and {f"aa-{new_slug}", f"zz-{new_slug}"} <= set(slugs)
+    owner = f"mm-{new_slug}"
+    made = [json.loads(tenantry("keys", "create", owner, "--json").stdout) for _ in range(3)]
+    listed = json.loads(tenantry("keys", "list", owner, "--json").stdout)
+    made_ids = [key["key_id"] for key in made]
+    assert [key["key_id"] for key in listed][-3:] == made_ids, (listed, made)
