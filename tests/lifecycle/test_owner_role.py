@@ -190,3 +190,44 @@ def test_compose_runs_migrations_as_an_owner_that_is_not_the_postgres_superuser(
     assert "TENANTRY_BOOTSTRAP_DATABASE_URL" not in compose["services"]["api"].get(
         "environment", {}
     )
+
+
+PRIVILEGED_BY_MEMBERSHIP = [
+    "NOLOGIN CREATEROLE",
+    "NOLOGIN CREATEDB",
+    "NOLOGIN BYPASSRLS",
+    "NOLOGIN IN ROLE pg_read_all_data",
+    "NOLOGIN IN ROLE pg_write_all_data",
+    "NOLOGIN IN ROLE pg_read_server_files",
+    "NOLOGIN IN ROLE pg_write_server_files",
+    "NOLOGIN IN ROLE pg_execute_server_program",
+]
+"""operations.md: an owner (or runtime) login that can become, by membership, a role with
+CREATEROLE, CREATEDB or BYPASSRLS, or one of these predefined roles, is refused."""
+
+
+@pytest.mark.parametrize("grant", PRIVILEGED_BY_MEMBERSHIP)
+async def test_setup_refuses_an_owner_that_can_become_a_privileged_role(
+    engine: AsyncEngine, grant: str
+) -> None:
+    suffix = secrets.token_hex(3)
+    boss, owner = f"tenantry_test_boss_{suffix}", f"tenantry_test_owner_{suffix}"
+    async with engine.connect() as conn:
+        await conn.execute(text(f"CREATE ROLE {boss} {grant}"))
+        await conn.execute(text(f"CREATE ROLE {owner} LOGIN IN ROLE {boss}"))
+        with pytest.raises(RoleSetupError, match=f"owner role '{owner}' can become"):
+            await setup_owner(conn, owner)
+        await conn.rollback()  # neither role existed outside this transaction
+
+
+async def test_setup_accepts_an_owner_whose_memberships_grant_nothing_privileged(
+    engine: AsyncEngine,
+) -> None:
+    """The control: the same shape with a plain NOLOGIN role is set up."""
+    suffix = secrets.token_hex(3)
+    plain, owner = f"tenantry_test_plain_{suffix}", f"tenantry_test_owner_{suffix}"
+    async with engine.connect() as conn:
+        await conn.execute(text(f"CREATE ROLE {plain} NOLOGIN"))
+        await conn.execute(text(f"CREATE ROLE {owner} LOGIN IN ROLE {plain}"))
+        await setup_owner(conn, owner)
+        await conn.rollback()
