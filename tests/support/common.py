@@ -5,7 +5,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.paths import PROJECT_ROOT
 from tenancy.citus import LOCK_WAITS
 from tenancy.naming import quote_schema
+from tenancy.registry import ResolvedTenant
 from tenancy.testing import servers
 from tenancy.testing.citus import on_citus
 
@@ -32,6 +33,16 @@ async def known_to_running_apps(database_url: str, *slugs: str) -> None:
     A tenant created behind an API's back (the CLI, or a test's own engine) reaches each API
     process through NOTIFY, milliseconds later; a test that calls the API at once waits here.
     Apps whose registry is not trusted read it directly and need no wait."""
+    for slug in slugs:
+        await seen_by_running_apps(database_url, slug, lambda tenant: tenant is not None)
+
+
+async def seen_by_running_apps(
+    database_url: str, slug: str, check: Callable[[ResolvedTenant | None], bool]
+) -> None:
+    """Wait until every running app on this database whose registry is trusted holds an entry
+    for this slug that passes `check`: a change made behind the APIs' back (a rate limit, a
+    status) reaches them through NOTIFY, so a test that depends on it waits here first."""
     database = make_url(database_url).database
     async with asyncio.timeout(10):
         for app in list(RUNNING_APPS):
@@ -40,7 +51,7 @@ async def known_to_running_apps(database_url: str, *slugs: str) -> None:
                 continue
             directory = runtime.directory
             # another task (maybe on another thread's loop) owns this state and signals nothing
-            while directory.trusted and any(directory.cached(s) is None for s in slugs):  # noqa: ASYNC110
+            while directory.trusted and not check(directory.cached(slug)):  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
 
 
