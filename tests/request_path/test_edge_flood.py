@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import psutil
@@ -216,6 +217,26 @@ async def test_too_many_header_lines_within_the_byte_cap_are_refused_by_the_app(
     assert problem(answer) == (431, "too-many-headers")
 
 
+def unread_bytes(port: int) -> int:
+    """Bytes the kernel still holds on TCP connections to `port`: sent by a client and not yet
+    acknowledged, or received by the server and not yet read by it (Linux: /proc/net/tcp)."""
+    total = 0
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
+            if state == "0A":  # LISTEN: its rx_queue is the accept backlog
+                continue
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                total += rx_queue
+            elif int(remote.rsplit(":", 1)[1], 16) == port:
+                total += tx_queue
+    return total
+
+
 async def unfinished_heads_rss_growth(server: Server, connections: int, each: int) -> int:
     """RSS growth (bytes) of the server while `connections` clients each send `each` bytes of
     one unfinished head, all at once and held open."""
@@ -231,7 +252,11 @@ async def unfinished_heads_rss_growth(server: Server, connections: int, each: in
 
     async with asyncio.timeout(60):
         held = await asyncio.gather(*(one() for _ in range(connections)))
-    await asyncio.sleep(0.5)  # let the server read what is in flight
+        while True:  # until the server has read all that was sent (a fixed sleep raced it)
+            buffered = sum(writer.transport.get_write_buffer_size() for _r, writer in held)
+            if buffered == 0 and unread_bytes(server.port) == 0:
+                break
+            await asyncio.sleep(0.05)
     growth = server.rss - before
     for _reader, writer in held:
         writer.close()
