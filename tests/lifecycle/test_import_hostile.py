@@ -41,7 +41,7 @@ from tenancy.testing.citus import on_citus
 from tenancy.testing.drop import drop_database
 from tenancy.testing.servers import client
 from tenancy.testing.throwaway import throwaway_url
-from tests.support.common import row_counts
+from tests.support.common import known_to_running_apps, row_counts
 from tests.support.lifecycle import cli, one_error_line
 
 Payload = Callable[[str, str], list[str]]
@@ -449,6 +449,7 @@ async def test_a_sequence_set_behind_its_rows_is_moved_past_them(
     )
     assert imported.exit_code == 0, imported.output
     record = json.loads(imported.stdout)
+    await known_to_running_apps(str(engine.url), record["slug"])  # imported behind the api's back
     async with client(api, record["slug"], record["api_key"]) as http:
         created = await http.post("/todos", json={"content": "three"})
     assert created.status_code == 201, created.text
