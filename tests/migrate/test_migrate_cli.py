@@ -1,6 +1,7 @@
 """The real `tenantry migrate` command: JSON lines, status, --sql, the run lock, and kill -9."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -200,11 +201,13 @@ async def until_migrated(fleet: Fleet, at_least: int) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(fleet.url))
     try:
         tenants = await registered_tenants(conn)
-        for _ in range(3000):
-            versions = await read_versions([conn], tenants)
-            if sum(v.revision == "0002" for v in versions) >= at_least:
-                return
-            await asyncio.sleep(0.005)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(120):  # a hang guard: a cold CLI on a busy machine
+                while True:
+                    versions = await read_versions([conn], tenants)
+                    if sum(v.revision == "0002" for v in versions) >= at_least:
+                        return
+                    await asyncio.sleep(0.005)
     finally:
         await conn.close()
     raise AssertionError("the run never got going")
@@ -214,11 +217,13 @@ async def until_the_lock_is_free(fleet: Fleet) -> None:
     """A killed client's backend lives until it notices, holding the run lock until then."""
     conn = await asyncpg.connect(asyncpg_dsn(fleet.url))
     try:
-        for _ in range(1000):
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *MIGRATE_LOCK):
-                await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *MIGRATE_LOCK)
-                return
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):  # a hang guard
+                while True:
+                    if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *MIGRATE_LOCK):
+                        await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *MIGRATE_LOCK)
+                        return
+                    await asyncio.sleep(0.01)
     finally:
         await conn.close()
     raise AssertionError("the killed run's lock was never released")

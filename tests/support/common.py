@@ -2,6 +2,7 @@
 inspection, the `tenantry` command, metrics."""
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -148,7 +149,7 @@ async def request_waiting_on_a_row_lock(
 
 async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix: str) -> dict:
     """The pg_stat_activity row of a backend whose application_name starts with the prefix and
-    that waits on a lock; polls for up to ten seconds. On Citus, the coordinator backend of a
+    that waits on a lock; polls for up to a minute. On Citus, the coordinator backend of a
     transaction that waits on a lock on any node (tenancy.citus.LOCK_WAITS)."""
     query = text(
         "SELECT pid, application_name, query, wait_event_type FROM pg_stat_activity "
@@ -160,12 +161,14 @@ async def backend_waiting_on_a_lock(engine: AsyncEngine, application_name_prefix
             f" ({LOCK_WAITS}) waits WHERE starts_with(application_name, :prefix)"
         )
     async with engine.connect() as conn:
-        for _ in range(200):
-            row = (await conn.execute(query, {"prefix": application_name_prefix})).first()
-            if row is not None:
-                return dict(row._mapping)
-            await conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(60):  # a hang guard, not a clock
+                while True:
+                    row = (await conn.execute(query, {"prefix": application_name_prefix})).first()
+                    if row is not None:
+                        return dict(row._mapping)
+                    await conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+                    await asyncio.sleep(0.05)
     raise AssertionError(f"no backend named {application_name_prefix}* waited on a lock")
 
 
