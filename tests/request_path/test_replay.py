@@ -15,6 +15,7 @@ from tenancy.middleware.replay import ReplayStaleStatements
 from tenancy.naming import quote_schema
 from tenancy.testing.servers import client
 from tests.support.common import running_server
+from tests.support.lifecycle import wait_for_blocked
 from tests.support.project import make_settings
 
 
@@ -45,7 +46,7 @@ async def requests_across_type_changes(
             await migration.begin()
             await migration.execute(text(f"ALTER TABLE {todos} ALTER COLUMN content TYPE text"))
             waiting = asyncio.create_task(http.get("/todos"))
-            await asyncio.sleep(0.3)
+            await wait_for_blocked(engine, 1)  # the request, at the lock (not a guess of 0.3 s)
             assert not waiting.done(), "the request did not wait for the migration's lock"
             await migration.commit()
         listed = await waiting
