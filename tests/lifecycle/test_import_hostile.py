@@ -418,6 +418,7 @@ async def test_an_honest_export_still_imports_with_its_rows_and_sequences(
     assert after.schemas - before.schemas == {(copy.schema,)}
     assert after.roles == before.roles and after.functions == before.functions
     assert len(after.registry - before.registry) == 2  # the tenant row and its key
+    await known_to_running_apps(str(engine.url), copy.slug)  # imported behind the api's back
     async with client(api, copy.slug, copy.api_key) as http:
         assert (await http.post("/todos", json={"content": "three"})).json()["id"] == 3
         songs = (await http.get("/songs")).json()

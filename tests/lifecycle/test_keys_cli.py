@@ -9,6 +9,7 @@ from tenancy.keys import hash_key
 from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import api_keys
 from tenancy.testing.servers import client
+from tests.support.common import seen_by_running_apps
 from tests.support.lifecycle import NOTIFY_DEADLINE, cli, eventually, one_error_line
 
 
@@ -18,6 +19,9 @@ async def test_two_keys_work_at_once_and_a_revoked_one_stops_at_once(
     created = await cli("keys", "create", tenant.slug, "--json")
     assert created.exit_code == 0, created.output
     second = json.loads(created.stdout)
+    await seen_by_running_apps(  # the key was made behind the api's back: NOTIFY brings it
+        str(engine.url), tenant.slug, lambda t: t is not None and second["key_id"] in t.key_hashes
+    )
     async with (
         client(api, tenant.slug, tenant.api_key) as first_client,
         client(api, tenant.slug, second["api_key"]) as second_client,

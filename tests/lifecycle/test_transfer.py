@@ -15,6 +15,7 @@ from tenancy.lifecycle.pgtools import PgToolMissing, find_pg_tool, server_major,
 from tenancy.migrate.tracks import load_tracks
 from tenancy.naming import quote_schema
 from tenancy.testing.servers import client
+from tests.support.common import known_to_running_apps
 from tests.support.lifecycle import cli, footprint, one_error_line
 
 
@@ -39,6 +40,7 @@ async def test_import_as_a_new_slug_copies_the_data_and_issues_a_new_key(
     record = json.loads(imported.stdout)
     copy = CreatedTenant(**record | {"schema": record.pop("schema_name")})
     assert await todos_of(engine, copy.schema) == await todos_of(engine, tenant.schema)
+    await known_to_running_apps(str(engine.url), copy.slug)  # imported behind the api's back
     async with client(api, copy.slug, copy.api_key) as theirs:
         added = await theirs.post("/todos", json={"content": "three"})
         assert added.status_code == 201 and added.json()["id"] == 3  # identity carried over
