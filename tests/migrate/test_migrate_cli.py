@@ -168,8 +168,18 @@ async def test_kill_9_mid_run_leaves_no_tenant_half_done_and_a_rerun_finishes(
 ) -> None:
     slow = scratch_alembic(tmp_path, [SLOW_ADD_PRIORITY])
     await fleet.add_tenants("k", 40)
+    # two tenants' tables locked by the test until after the kill, and a lock timeout far beyond
+    # the test: the run can never finish, so the kill lands mid-run however slow this machine
+    # (without them the run's last 36 tenants took about half a second)
+    blocker = await asyncpg.connect(asyncpg_dsn(fleet.url))
+    holding = blocker.transaction()
+    await holding.start()
+    for tenant in fleet.tenants[-2:]:
+        await blocker.execute(
+            f"LOCK TABLE {quote_schema(tenant.schema)}.todos IN ACCESS EXCLUSIVE MODE"
+        )
     run = await asyncio.create_subprocess_exec(
-        *(TENANTRY, "migrate", "--concurrency", "2"),
+        *(TENANTRY, "migrate", "--concurrency", "2", "--lock-timeout", "3600"),
         cwd=PROJECT_ROOT,
         env=fleet.env(slow),
         stdout=subprocess.DEVNULL,
@@ -180,6 +190,8 @@ async def test_kill_9_mid_run_leaves_no_tenant_half_done_and_a_rerun_finishes(
     finally:
         os.kill(run.pid, signal.SIGKILL)
         await run.wait()
+        await holding.rollback()
+        await blocker.close()
     await until_the_lock_is_free(fleet)
 
     migrated = 0
