@@ -22,7 +22,7 @@ from service.docs_ui import install_docs
 from service.paths import ALEMBIC_INI
 from tenancy import middleware
 from tenancy.database import api_database_url, database_url
-from tenancy.observability.access_log import log_request
+from tenancy.observability.access_log import AccessLog
 from tenancy.observability.metrics import ServiceMetrics
 from tenancy.problems import Problem
 from tenancy.runtime import Runtime
@@ -50,6 +50,7 @@ def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEM
         tenant_label=settings.metrics_tenant_label,
         registry_cache_seconds=settings.metrics_registry_cache_seconds,
     )
+    access_log = AccessLog(settings.access_log_flush_seconds)
     app = FastAPI(
         title="Tenantry",
         version="0.1.0",
@@ -58,7 +59,7 @@ def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEM
         swagger_ui_parameters={"persistAuthorization": True},
         docs_url=None,  # install_docs serves both pages with local assets (no CDN)
         redoc_url=None,
-        lifespan=_lifespan(settings, service_metrics, alembic_ini),
+        lifespan=_lifespan(settings, service_metrics, access_log, alembic_ini),
     )
     app.state.metrics = service_metrics
     app.state.readiness = health.Readiness(settings.readiness_cache_seconds)
@@ -69,7 +70,7 @@ def create_app(settings: TenancySettings | None = None, alembic_ini: Path = ALEM
     for module in (todos, users, songs, health, metrics, admin):
         _add_routes(app, module.router)
     middleware.install(
-        app, settings, PUBLIC_PREFIXES, sinks=[log_request, service_metrics.http.observe]
+        app, settings, PUBLIC_PREFIXES, sinks=[access_log, service_metrics.http.observe]
     )
     _install_problem_handlers(app)
     openapi.document(app, settings.tenant_header, PUBLIC_PREFIXES)
@@ -121,9 +122,15 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
         )
 
 
-def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics, alembic_ini: Path):
+def _lifespan(
+    settings: TenancySettings,
+    service_metrics: ServiceMetrics,
+    access_log: AccessLog,
+    alembic_ini: Path,
+):
     """Start the runtime before the first request; on shutdown (after in-flight requests have
-    finished) stop the metrics' view of the pool and dispose of the pool."""
+    finished) write the access-log lines still held, stop the metrics' view of the pool and
+    dispose of the pool."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
@@ -136,6 +143,7 @@ def _lifespan(settings: TenancySettings, service_metrics: ServiceMetrics, alembi
         try:
             yield runtime.lifespan_state()
         finally:
+            access_log.flush()
             service_metrics.unbind()
             await runtime.close()
 

@@ -163,6 +163,14 @@ class TenancySettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged (INFO logs one line per request)."
     )
+    access_log_flush_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=10,
+        description="Request log lines are written in batches, at most this long after their "
+        "request ended (each keeps its request's time); a server error's line at once, and all "
+        "held lines when the app stops. 0: each line as its request ends.",
+    )
     metrics_tenant_label: bool = Field(
         default=False,
         description="Label request counts with the tenant slug. One series per tenant, route and "

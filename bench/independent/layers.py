@@ -29,7 +29,6 @@ from tenancy.middleware.observer import RequestObserver
 from tenancy.middleware.rate_limit import RateLimitMiddleware
 from tenancy.middleware.replay import ReplayStaleStatements
 from tenancy.middleware.vanished import VanishedSchemas
-from tenancy.observability.access_log import log_request
 from tenancy.session import tenant_transaction
 
 MIDDLEWARE = {
@@ -59,7 +58,7 @@ def without(app: FastAPI, layers: set[str]) -> FastAPI:
     if "metrics" in layers:
         for middleware in app.user_middleware:
             if middleware.cls is RequestObserver:
-                middleware.kwargs["sinks"] = [log_request]
+                middleware.kwargs["sinks"] = middleware.kwargs["sinks"][:1]  # the access log
     if "db_tag" in layers:
         app.dependency_overrides[tenant_session] = _untagged_session
     if "flat_routes" in layers:

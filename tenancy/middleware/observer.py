@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +31,8 @@ class RequestRecord:
     duration: float
     tenant: str | None
     request_id: str
+    ended: float = field(default_factory=time.time)
+    """POSIX time (seconds) at which the response ended (or the app raised)."""
 
 
 RequestSink = Callable[[RequestRecord], None]
@@ -114,6 +116,7 @@ class RequestObserver:
                 duration=time.perf_counter() - started,
                 tenant=getattr(tenant, "slug", None),
                 request_id=request_id,
+                ended=time.time(),
             )
             for sink in self.sinks:
                 sink(record)

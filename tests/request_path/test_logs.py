@@ -1,11 +1,12 @@
 """One JSON line per request, with the route template and tenant, and never a key or a body;
 a DBA sees which tenant and request a running query belongs to."""
 
+import asyncio
 import io
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
 from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.middleware.observer import RequestRecord
+from tenancy.observability.access_log import AccessLog
 from tenancy.observability.log_format import JsonFormatter, TextFormatter, configure_logging
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
@@ -48,6 +51,21 @@ def access_lines(buffer: io.StringIO) -> dict[str, dict]:
     return {e["request_id"]: e for e in entries if e["logger"] == "tenantry.access"}
 
 
+async def until_logged(
+    buffer: io.StringIO, request_ids: Iterable[str] = (), at_least: int = 0
+) -> dict[str, dict]:
+    """access_lines once these requests' lines (and at least `at_least` lines) are written:
+    lines are written in batches, up to TENANTRY_ACCESS_LOG_FLUSH_SECONDS after their request
+    ended, so a test reads them within its captured_log block once they are there."""
+    wanted = set(request_ids)
+    async with asyncio.timeout(10):  # a hang guard, not a clock
+        while True:
+            lines = access_lines(buffer)
+            if wanted <= set(lines) and len(lines) >= at_least:
+                return lines
+            await asyncio.sleep(0.01)
+
+
 async def test_each_request_is_one_json_line_with_route_template_status_and_tenant(
     api: str, tenant: CreatedTenant
 ) -> None:
@@ -61,7 +79,8 @@ async def test_each_request_is_one_json_line_with_route_template_status_and_tena
             unknown = await http.get("/no/such/path")
             health = await http.get("/healthz")
             docs = await http.get("/docs")
-    entries = access_lines(log)
+        responses = (created, fetched, missing, refused, unknown, health, docs)
+        entries = await until_logged(log, (r.headers["X-Request-ID"] for r in responses))
 
     assert fetched.headers["X-Request-ID"] == "trace-42.a"
     expected = [
@@ -98,8 +117,8 @@ async def test_no_key_no_token_and_no_body_reaches_the_log(
                 json={"slug": "Bad Slug", "display_name": SECRET_CONTENT},
                 headers={"Authorization": "Bearer wrong-admin-token-5e1c"},
             )
+        await until_logged(log, at_least=6)
     text = log.getvalue()
-    assert len(access_lines(log)) >= 6
     for secret in (
         tenant.api_key,
         other_tenant.api_key,
@@ -119,7 +138,8 @@ async def test_an_unusable_request_id_is_replaced_by_a_generated_one(api: str) -
                 await http.get("/healthz", headers={"X-Request-ID": value.encode()})
                 for value in hostile
             ]
-    echoed = [r.headers["X-Request-ID"] for r in responses]
+        echoed = [r.headers["X-Request-ID"] for r in responses]
+        await until_logged(log, echoed)
     for value, request_id in zip(hostile, echoed, strict=True):
         assert request_id != value
         assert len(request_id) == 16 and int(request_id, 16) >= 0
@@ -145,6 +165,7 @@ async def test_an_unhandled_error_is_logged_as_500_and_still_echoes_the_request_
             client(base_url, tenant.slug, tenant.api_key) as http,
         ):
             response = await http.get("/boom", headers={"X-Request-ID": "boom-1"})
+            await until_logged(log, ["boom-1"])
     assert response.status_code == 500
     assert response.headers["X-Request-ID"] == "boom-1"
     entry = access_lines(log)["boom-1"]
@@ -207,3 +228,68 @@ def test_json_timestamps_are_what_isoformat_writes(created: float) -> None:
 
 
 _SHARED_FORMATTER = JsonFormatter()
+
+
+def request(request_id: str, status: int = 200, ended: float = 1_700_000_000.25) -> RequestRecord:
+    return RequestRecord("GET", "/todos", status, 0.002, "acme", request_id, ended)
+
+
+def written_ids(buffer: io.StringIO) -> list[str]:
+    """Request ids of the access lines written so far, in the order written."""
+    return [
+        entry["request_id"]
+        for entry in map(json.loads, buffer.getvalue().splitlines())
+        if entry["logger"] == "tenantry.access"
+    ]
+
+
+async def test_lines_are_held_and_written_together_in_order_a_server_error_at_once() -> None:
+    with captured_log() as log:
+        access_log = AccessLog(flush_seconds=3600)
+        access_log(request("held-1", ended=1_700_000_000.25))
+        access_log(request("held-2", 404, ended=1_700_000_001.5))
+        assert written_ids(log) == []  # held: the control that lines are batched at all
+        access_log(request("failed", 500))
+        assert written_ids(log) == ["held-1", "held-2", "failed"]
+        access_log(request("later"))
+        assert written_ids(log) == ["held-1", "held-2", "failed"]
+        access_log.flush()
+        assert written_ids(log) == ["held-1", "held-2", "failed", "later"]
+    lines = access_lines(log)
+    formatter = JsonFormatter()
+    assert lines["held-1"]["ts"] == formatter.timestamp(1_700_000_000.25)  # the request's end
+    assert lines["held-2"]["ts"] == formatter.timestamp(1_700_000_001.5)
+    assert lines["failed"]["level"] == "error" and lines["held-2"]["status"] == 404
+
+
+async def test_held_lines_are_written_within_the_flush_interval_without_a_flush() -> None:
+    with captured_log() as log:
+        access_log = AccessLog(flush_seconds=0.05)
+        access_log(request("soon"))
+        assert written_ids(log) == []
+        await until_logged(log, ["soon"])
+
+
+async def test_zero_seconds_or_a_full_batch_write_at_once() -> None:
+    with captured_log() as log:
+        AccessLog(flush_seconds=0)(request("now"))
+        assert written_ids(log) == ["now"]
+        batch = AccessLog(flush_seconds=3600, max_pending=3)
+        batch(request("b1"))
+        batch(request("b2"))
+        assert written_ids(log) == ["now"]
+        batch(request("b3"))
+        assert written_ids(log) == ["now", "b1", "b2", "b3"]
+
+
+async def test_the_app_writes_the_lines_it_holds_as_it_stops(
+    settings: TenancySettings, tenant: CreatedTenant
+) -> None:
+    app = create_app(settings.model_copy(update={"access_log_flush_seconds": 3600}))
+    with captured_log() as log:
+        async with running_server(app) as base_url:
+            async with client(base_url, tenant.slug, tenant.api_key) as http:
+                response = await http.get("/todos", headers={"X-Request-ID": "held-to-stop"})
+            assert response.status_code == 200
+            assert "held-to-stop" not in written_ids(log)  # an hour to go: still held
+        assert written_ids(log) == ["held-to-stop"]
