@@ -86,7 +86,12 @@ def _set_local_search_path(schema: str) -> str:
 def begin_suffix(schema: str, tag: str | None = None) -> str:
     """What TenantConnection appends to asyncpg's `BEGIN;` (one simple query, one round trip):
     `SET LOCAL search_path TO "tenant_x", extensions;` and, given a request tag,
-    `SET LOCAL application_name TO 'tag';`.
+    `SELECT pg_catalog.set_config('application_name', 'tag', true);`.
+
+    The tag is set by a SELECT, not `SET LOCAL application_name`, because it differs in every
+    request: pg_stat_statements folds a SELECT's constants into one entry, but keeps a utility
+    statement's text as it is (PostgreSQL 15), so a SET would add one entry per request and keep
+    the extension evicting entries (bench/README.md). Both end with the transaction.
 
     The simple query protocol has no bound parameters, so the schema goes through
     `quote_search_path` and the tag through `quote_tag`, each admitting only its checked
@@ -95,7 +100,7 @@ def begin_suffix(schema: str, tag: str | None = None) -> str:
     """
     suffix = _set_local_search_path(schema)
     if tag:
-        suffix += f" SET LOCAL application_name TO {quote_tag(tag)};"
+        suffix += f" SELECT pg_catalog.set_config('application_name', {quote_tag(tag)}, true);"
     return suffix
 
 

@@ -284,6 +284,7 @@ async def db_work(
 
 _SELECTED_COLUMNS = re.compile(r"^SELECT .*? FROM ")
 _TENANT_LITERAL = re.compile(r"(SET LOCAL (?:search_path|application_name) TO ).*")
+"""Utility statements (before the request tag became a SELECT, also the tag's SET)."""
 
 
 def _statement_kind(query: str) -> str:

@@ -9,7 +9,10 @@ response collected. No server, no sockets, no load generator: the measure is thi
 time (`time.process_time`, user + system) per request, which waits on PostgreSQL do not count
 and other work on the machine barely moves. Variants run in turn in blocks (rotated order) and
 the median per-request CPU over blocks is reported; a layer's cost is the shipped app's CPU minus
-the variant's. Both routes in turn, random tenants among `--tenants`.
+the variant's. Both routes in turn, random tenants among `--tenants`. Two more shipped apps,
+in the same blocks, count the access log's own CPU in situ (its sink and its flushes): each line
+written as its request ends (`TENANTRY_ACCESS_LOG_FLUSH_SECONDS=0`) and batched (the default).
+The access log goes to a temporary file, as `tenantry serve`'s stderr to a file would.
 """
 
 import asyncio
@@ -18,6 +21,7 @@ import logging
 import os
 import random
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -36,6 +40,8 @@ from bench.readme import write_section
 from bench.request_path.databases import BenchDatabases, BenchTenant
 from service.app import create_app
 from tenancy.database import bootstrap_url
+from tenancy.middleware.observer import RequestObserver, RequestRecord
+from tenancy.observability.access_log import AccessLog
 from tenancy.observability.log_format import configure_logging
 from tenancy.settings import TenancySettings
 from tenancy.state_keys import RUNTIME_KEY, TENANT_KEY
@@ -103,6 +109,47 @@ def access_log_to(stream: TextIO, settings: TenancySettings) -> Iterator[None]:
         root.setLevel(level)
 
 
+class TimedAccessLog(AccessLog):
+    """The shipped access log with its own CPU counted: the sink and every flush, once each
+    (a flush the sink itself calls is inside the sink's count)."""
+
+    def __init__(self, flush_seconds: float) -> None:
+        super().__init__(flush_seconds)
+        self.cpu_ns = 0
+        self.lines = 0
+        self._inside = False
+
+    def __call__(self, record: RequestRecord) -> None:
+        started_ns = time.process_time_ns()
+        self._inside = True
+        try:
+            super().__call__(record)
+        finally:
+            self._inside = False
+            self.cpu_ns += time.process_time_ns() - started_ns
+            self.lines += 1
+
+    def flush(self) -> None:
+        if self._inside:
+            super().flush()
+            return
+        started_ns = time.process_time_ns()
+        super().flush()
+        self.cpu_ns += time.process_time_ns() - started_ns
+
+
+ACCESS_LOG_MODES = {"each line as its request ends (0 s)": 0.0, "batched (0.1 s, shipped)": 0.1}
+"""TENANTRY_ACCESS_LOG_FLUSH_SECONDS values whose access-log CPU is measured in situ."""
+
+
+def with_access_log(app: FastAPI, access_log: AccessLog) -> FastAPI:
+    """app with `access_log` as RequestObserver's access-log sink (its first)."""
+    for middleware in app.user_middleware:
+        if middleware.cls is RequestObserver:
+            middleware.kwargs["sinks"] = [access_log, *middleware.kwargs["sinks"][1:]]
+    return app
+
+
 @asynccontextmanager
 async def started(app: FastAPI) -> AsyncIterator[Driver]:
     async with app.router.lifespan_context(app) as state:
@@ -133,7 +180,6 @@ async def run_layer_cost(
         settings = TenancySettings(database_url=tenant_db.url)
         variants = {SHIPPED: set()} | {f"without {name}": {name} for name in LAYERS}
         rng = random.Random(7)
-        samples: dict[str, list[float]] = {name: [] for name in [*variants, BASELINE]}
         async with AsyncExitStack() as stack:
             stack.enter_context(access_log_to(log, settings))
             drivers = {
@@ -142,13 +188,22 @@ async def run_layer_cost(
                 )
                 for name, layers in variants.items()
             }
+            timed = {mode: TimedAccessLog(seconds) for mode, seconds in ACCESS_LOG_MODES.items()}
+            for mode, access_log in timed.items():
+                drivers[f"access log {mode}"] = await stack.enter_async_context(
+                    started(with_access_log(create_app(settings), access_log))
+                )
             drivers[BASELINE] = await stack.enter_async_context(
                 started(create_baseline(baseline_url))
             )
             for driver in drivers.values():  # warm: every statement prepared, every path taken
                 await cpu_per_request(driver, tenant_db.tenants, 200, rng, todos)
+            for access_log in timed.values():
+                access_log.flush()
+                access_log.cpu_ns = access_log.lines = 0
             isolated = await isolated_costs(drivers[SHIPPED], tenant_db.tenants[0], requests)
             names = list(drivers)
+            samples: dict[str, list[float]] = {name: [] for name in names}
             for block in range(blocks):
                 shift = block % len(names)
                 for name in names[shift:] + names[:shift]:
@@ -157,6 +212,8 @@ async def run_layer_cost(
                             drivers[name], tenant_db.tenants, requests, rng, todos
                         )
                     )
+            for access_log in timed.values():
+                access_log.flush()
         return {
             "tenants": tenants,
             "requests": requests,
@@ -165,6 +222,9 @@ async def run_layer_cost(
             "cpu_us": {name: statistics.median(values) for name, values in samples.items()},
             "spread_us": {name: max(v) - min(v) for name, v in samples.items()},
             "isolated_us": isolated,
+            "access_log_us": {
+                mode: log.cpu_ns / 1000 / max(log.lines, 1) for mode, log in timed.items()
+            },
         }
     finally:
         await databases.drop_all()
@@ -228,7 +288,8 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|",
     ]
     for name, cpu in results["cpu_us"].items():
-        cost = "" if name in (SHIPPED, BASELINE) else f"{shipped - cpu:.1f}"
+        is_layer = name.startswith("without ")
+        cost = f"{shipped - cpu:.1f}" if is_layer else ""  # other rows: no layer taken out
         lines.append(f"| {name} | {cpu:.0f} | {cost} | {results['spread_us'][name]:.0f} |")
     lines += [
         "",
@@ -236,6 +297,12 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|",
     ]
     lines += [f"| {name} | {cost:.1f} |" for name, cost in results["isolated_us"].items()]
+    lines += [
+        "",
+        "| the access log, in the shipped app (its own CPU, sink and flushes) | CPU µs/request |",
+        "|---|---:|",
+    ]
+    lines += [f"| {mode} | {cost:.1f} |" for mode, cost in results["access_log_us"].items()]
     return "\n".join(lines)
 
 
@@ -249,7 +316,7 @@ def main(
 ) -> None:
     load = os.getloadavg()[0]
     server_url = asyncio.run(bootstrap_url(TenancySettings()))
-    with open(os.devnull, "w") as log:
+    with tempfile.TemporaryFile("w") as log:
         results = asyncio.run(run_layer_cost(server_url, tenants, requests, blocks, log, todos))
     out.mkdir(parents=True, exist_ok=True)
     (out / "layer_cost.json").write_text(json.dumps(results, indent=1, default=str))

@@ -8,7 +8,7 @@ difference in app CPU per request is what the layer costs. Never shipped; a meas
 - `observer`: RequestObserver (request id, access log, metrics) in all;
 - `metrics`: only the metrics sink of RequestObserver (the access log stays);
 - `header_guard`, `body_limit`, `rate_limit`, `vanished`, `replay`: that middleware;
-- `db_tag`: the per-request `SET LOCAL application_name` riding with BEGIN (the search_path
+- `db_tag`: the per-request `application_name` tag riding with BEGIN (the search_path
   stays);
 - `flat_routes`: the service's routes declared on the app (`service.app._add_routes`); without
   it they sit behind `include_router`, as before issue 17's change.

@@ -51,9 +51,12 @@ async def test_the_layer_costs_are_measured_in_process(database: str, tmp_path: 
     await bench("bench.independent.layer_cost", *options, "--out", str(tmp_path))
     results = json.loads((tmp_path / "layer_cost.json").read_text())
     layers = results["layers"]
-    assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | {f"without {n}" for n in layers}
+    access_logs = {f"access log {mode}" for mode in results["access_log_us"]}
+    without = {f"without {n}" for n in layers}
+    assert set(results["cpu_us"]) == {SHIPPED, BASELINE} | without | access_logs
     assert all(cpu > 0 for cpu in results["cpu_us"].values())
     assert "all of them, stacked" in results["isolated_us"]
+    assert len(access_logs) == 2 and all(us > 0 for us in results["access_log_us"].values())
 
 
 async def test_the_pool_variants_are_measured(database: str, tmp_path: Path) -> None:
