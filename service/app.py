@@ -129,8 +129,8 @@ def _lifespan(
     alembic_ini: Path,
 ):
     """Start the runtime before the first request; on shutdown (after in-flight requests have
-    finished) write the access-log lines still held, stop the metrics' view of the pool and
-    dispose of the pool."""
+    finished, or been cancelled past the shutdown timeout) write the access-log lines still held,
+    stop the metrics' view of the pool and dispose of the pool."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
@@ -143,7 +143,9 @@ def _lifespan(
         try:
             yield runtime.lifespan_state()
         finally:
-            access_log.flush()
+            # held lines now; lines of requests still ending (cancelled past the shutdown
+            # timeout) are written one by one from here on
+            access_log.close()
             service_metrics.unbind()
             await runtime.close()
 

@@ -167,9 +167,10 @@ class TenancySettings(BaseSettings):
         default=0.1,
         ge=0,
         le=10,
-        description="Request log lines are written in batches, at most this long after their "
+        description="Request log lines are written in batches, about this long after their "
         "request ended (each keeps its request's time); a server error's line at once, and all "
-        "held lines when the app stops. 0: each line as its request ends.",
+        "held lines when the app shuts down or the process exits. 0: each line as its request "
+        "ends.",
     )
     metrics_tenant_label: bool = Field(
         default=False,

@@ -7,8 +7,9 @@ nginx's `access_log ... buffer= flush=` trades a short delay for fewer writes.
 """
 
 import asyncio
+import atexit
 import logging
-from collections.abc import Callable
+import weakref
 
 from tenancy.middleware.observer import RequestRecord
 
@@ -18,15 +19,8 @@ MAX_PENDING = 1000
 """Lines held at most before they are written, whatever the flush interval."""
 
 
-def log_request(record: RequestRecord) -> None:
-    """Write record's line now; server errors are logged at ERROR, everything else at INFO. The
-    line's time (`ts`) is the request's end, `record.ended`."""
-    level = logging.ERROR if record.status >= 500 else logging.INFO
-    if access_logger.isEnabledFor(level):
-        _write(record, level)
-
-
 def _write(record: RequestRecord, level: int) -> None:
+    """record's line, now: its time (`ts`) is the request's end, `record.ended`."""
     fields = {
         "method": record.method,
         "route": record.route,
@@ -46,13 +40,17 @@ def _write(record: RequestRecord, level: int) -> None:
 
 
 class AccessLog:
-    """A RequestObserver sink that writes each request's line (as `log_request` does) at most
-    `flush_seconds` after the request ended, together with the other lines held by then.
+    """A RequestObserver sink: each request's line (INFO; ERROR for a status >= 500) on the
+    `tenantry.access` logger, written about `flush_seconds` after the request ended (a timer on
+    the event loop, so later when the loop is busy), together with the other lines held by then.
 
-    What it holds is written at once when a server error (status >= 500) ends a request, when
-    MAX_PENDING lines are held, and on `flush()` (the app's lifespan calls it as the app stops).
-    `flush_seconds` 0, or a call outside a running event loop, writes each line at once. Lines
-    keep the order their requests ended in. One instance per app, called on its event loop only.
+    What it holds is written at once when a server error ends a request, when MAX_PENDING lines
+    are held, on `flush()`, on `close()` (the app's lifespan calls it as the app shuts down;
+    lines that come after it are written one by one), and at interpreter exit (atexit) for
+    whatever a process that never ran its shutdown still holds. Written at once, too: every line
+    with `flush_seconds` 0, and a line that arrives on no running event loop or on another loop
+    than the one holding the timer (whose lines are written first). Lines keep the order their
+    requests ended in. Not thread-safe: one instance per app, called from its event loop.
     """
 
     def __init__(self, flush_seconds: float, max_pending: int = MAX_PENDING) -> None:
@@ -60,33 +58,52 @@ class AccessLog:
         self.max_pending = max_pending
         self._pending: list[tuple[RequestRecord, int]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        atexit.register(_flush_at_exit, weakref.ref(self))
 
     def __call__(self, record: RequestRecord) -> None:
         level = logging.ERROR if record.status >= 500 else logging.INFO
         if not access_logger.isEnabledFor(level):
             return
         self._pending.append((record, level))
-        if level >= logging.ERROR or len(self._pending) >= self.max_pending:
+        if level >= logging.ERROR or len(self._pending) >= self.max_pending or self._closed:
             self.flush()
-        elif self._timer is None:
-            self._timer = self._later(self.flush)
-
-    def _later(self, flush: Callable[[], None]) -> asyncio.TimerHandle | None:
-        if self.flush_seconds <= 0:
-            flush()
-            return None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop to flush on later: now
-            flush()
-            return None
-        return loop.call_later(self.flush_seconds, flush)
+            return
+        loop = _running_loop()
+        if loop is None or self.flush_seconds <= 0:
+            self.flush()
+        elif self._timer is None or loop is not self._timer_loop or loop.is_closed():
+            if self._timer is not None:  # held on a loop that is not this one: write them now
+                self._pending.pop()
+                self.flush()
+                self._pending.append((record, level))
+            self._timer = loop.call_later(self.flush_seconds, self.flush)
+            self._timer_loop = loop
 
     def flush(self) -> None:
         """Write every line held, oldest first."""
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
+            self._timer = self._timer_loop = None
         pending, self._pending = self._pending, []
         for record, level in pending:
             _write(record, level)
+
+    def close(self) -> None:
+        """Write every line held; from now on, each line as its request ends."""
+        self._closed = True
+        self.flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _flush_at_exit(ref: "weakref.ReferenceType[AccessLog]") -> None:
+    access_log = ref()
+    if access_log is not None:
+        access_log.close()

@@ -122,7 +122,7 @@ def run_build_step(step: str, tree: Path) -> subprocess.CompletedProcess[str]:
 def image_tree(tmp_path: Path) -> Path:
     """The runtime stage's /app: what it copies, as the repository holds it, no caches."""
     tree = tmp_path / "app"
-    tree.mkdir()
+    tree.mkdir(parents=True)
     for source in runtime_copies():
         origin = PROJECT_ROOT / source
         if origin.is_dir():
@@ -137,8 +137,8 @@ def test_the_dockerfile_build_steps_that_run_the_project_run_against_this_code(
 ) -> None:
     """The runtime stage's RUN steps that run the project's Python (precompiling, warming the
     CLI's caches) run here on a copy of what the image copies: a module moved or renamed fails
-    this test, not `docker compose build`. Negative control: a step importing a module that is
-    gone fails the same runner."""
+    this test, not `docker compose build`. Negative control: the same steps on a copy missing
+    the module the cache step needs fail."""
     steps = [i[4:] for i in dockerfile_stages()[-1] if i.startswith("RUN ") and "python" in i]
     assert any("warm_caches" in step for step in steps)
     tree = image_tree(tmp_path)
@@ -149,8 +149,9 @@ def test_the_dockerfile_build_steps_that_run_the_project_run_against_this_code(
         path.name.split("-")[1] for path in (tree / "migrations/__pycache__").glob("tenantry-*")
     }
     assert {"head", "heads"} <= cached
-    gone = 'python -c "from tenancy.lifecycle.build.stamp_cache import cached_stamp_sql"'
-    assert run_build_step(gone, tree).returncode != 0
+    broken = image_tree(tmp_path / "broken")
+    (broken / "tenancy/lifecycle/schema_builders/head_ddl.py").unlink()
+    assert any(run_build_step(step, broken).returncode != 0 for step in steps)
 
 
 def test_citus_registration_names_the_nodes_compose_starts() -> None:

@@ -288,7 +288,7 @@ async def test_archived_tenants_are_left_alone(fleet: Fleet, one_step: Path) -> 
 async def test_a_real_deadlock_is_retried_like_a_lock_timeout(database: str) -> None:
     """docs/migrations.md: deadlocks are retried as lock timeouts are. The retry loop (tested
     above with lock timeouts) retries what `is_lock_conflict` says yes to; here a real deadlock
-    between two connections says yes, and a real unique violation (the control) says no."""
+    between two connections says yes, and a unique-violation error (the control) says no."""
     dsn = asyncpg_dsn(database)
     first, second = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:

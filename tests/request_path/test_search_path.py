@@ -18,6 +18,7 @@ from service.paths import PROJECT_ROOT
 from tenancy.database import asyncpg_dsn
 from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.naming import InvalidSchemaName, tenant_search_path
+from tenancy.observability.db_tag import quote_tag, request_tag
 from tenancy.search_path import (
     ENTER_SCHEMA,
     ENTER_SCHEMA_ASYNCPG,
@@ -161,3 +162,38 @@ async def test_every_sqlalchemy_form_sets_the_path_for_its_transaction_only(
                 assert await conn.scalar(current) == expected, name
             assert await conn.scalar(current) == default, name
             await conn.rollback()
+
+
+@pytest.mark.parametrize("tag", ["", "x" * 64, "it's", "tenantry:é", "a b", "a;b", "a\\b"])
+def test_the_begin_suffix_refuses_a_tag_outside_its_alphabet(tag: str) -> None:
+    """The tag is a SQL literal in the simple-query BEGIN: only [A-Za-z0-9._:-], 1 to 63."""
+    with pytest.raises(ValueError, match="not a request tag"):
+        quote_tag(tag)
+    if tag:  # an empty tag means no tag at all
+        with pytest.raises(ValueError, match="not a request tag"):
+            begin_suffix("tenant_acme", tag)
+
+
+def test_request_tags_keep_only_the_alphabet_and_63_bytes() -> None:
+    tag = request_tag("tenantry", "acme", "a'b;c\\d" + "e" * 80)
+    assert quote_tag(tag) == f"'{tag}'" and len(tag) == 63
+    assert tag.startswith("tenantry:acme:a_b_c_d")
+
+
+async def test_the_begin_suffix_tags_its_transaction_only(
+    raw: asyncpg.Connection, tenant: CreatedTenant
+) -> None:
+    """The tag is the transaction's application_name and ends with it; the control: the same
+    statement with is_local false leaves it behind, which this test would catch."""
+    default = await raw.fetchval("SHOW application_name")
+    await raw.execute("BEGIN;" + begin_suffix(tenant.schema, "tenantry:probe:tag-1"))
+    inside = await raw.fetchval("SHOW application_name")
+    await raw.execute("ROLLBACK")
+    assert (inside, await raw.fetchval("SHOW application_name")) == (
+        "tenantry:probe:tag-1",
+        default,
+    )
+    leaky = begin_suffix(tenant.schema, "tenantry:probe:tag-2").replace(", true);", ", false);")
+    await raw.execute("BEGIN;" + leaky + " COMMIT;")
+    assert await raw.fetchval("SHOW application_name") == "tenantry:probe:tag-2"
+    await raw.execute("RESET application_name")
