@@ -73,7 +73,7 @@ class AccessLog:
         loop = _running_loop()
         if loop is None or self.flush_seconds <= 0:
             self.flush()
-        elif self._timer is None or loop is not self._timer_loop or loop.is_closed():
+        elif self._timer is None or loop is not self._timer_loop:
             if self._timer is not None:  # held on a loop that is not this one: write them now
                 self._pending.pop()
                 self.flush()
