@@ -22,6 +22,7 @@ from service.docs_ui import install_docs
 from service.paths import ALEMBIC_INI
 from tenancy import middleware
 from tenancy.database import api_database_url, database_url
+from tenancy.middleware.replay import is_transient_conflict
 from tenancy.observability.access_log import AccessLog
 from tenancy.observability.metrics import ServiceMetrics
 from tenancy.problems import Problem
@@ -238,9 +239,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id.
-        A pool timeout raised in a middleware (a registry lookup) lands here too: still busy."""
+        A pool timeout raised in a middleware (a registry lookup) lands here too: still busy; so
+        does a deadlock or serialization failure that its one replay met again."""
         if isinstance(exc, PoolTimeout):
             return await busy(request, exc)
+        if is_transient_conflict(exc):  # a second deadlock or serialization failure in a row
+            detail = "The database aborted this request's transaction in a conflict; try again"
+            return Problem(503, "busy", detail).response(headers={"Retry-After": "1"})
         request_id = getattr(request.state, REQUEST_ID_KEY, None)
         log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
         headers = {"X-Request-ID": request_id} if request_id else None

@@ -16,8 +16,9 @@ The order, outermost first (what each layer answers, and with which status):
    `rate-limited` with Retry-After.
 6. `vanished.VanishedSchemas`: the admitted tenant's schema or tables vanished mid-flight ->
    what the request sent now gets (401/403/503 `tenant-unavailable`), or the request runs again.
-7. `replay.ReplayStaleStatements`: a prepared statement gone stale with a migration -> the route
-   runs once more (no status of its own).
+7. `replay.ReplayStaleStatements`: a prepared statement gone stale with a migration, or a
+   deadlock or serialization failure -> the route runs once more (no status of its own; a second
+   deadlock or serialization failure is answered 503 `busy` by the app).
 
 Below them, outside ASGI, `tenancy.edge` (the server's httptools protocol) bounds request heads
 in bytes, time and open connections (431/400/408) before a scope exists.

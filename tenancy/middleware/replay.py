@@ -1,4 +1,5 @@
-"""Pure ASGI: replay a request once when a schema change invalidated a cached statement.
+"""Pure ASGI: replay a request once when a schema change invalidated a cached statement, or
+when PostgreSQL aborted its transaction to resolve a deadlock or a serialization conflict.
 
 asyncpg caches prepared statements per connection. When a migration changes a table (say, a
 column's type), the next execution of a statement prepared before it fails with
@@ -6,6 +7,11 @@ column's type), the next execution of a statement prepared before it fails with
 retry, because the error aborted the transaction. Every request runs in one transaction that
 commits before the response starts, so a request that failed this way before its response
 started changed nothing and can simply run again: the replay prepares fresh statements.
+
+The same holds for `deadlock_detected` (40P01) and `serialization_failure` (40001): PostgreSQL
+rolled the request's one transaction back so that another could finish (a lifecycle change
+racing the request, for instance), and its documented remedy is to run the transaction again.
+One replay per request; a second failure reaches the app's error handler (503 `busy`).
 """
 
 from collections.abc import Callable
@@ -21,9 +27,13 @@ STALE_STATEMENT_ERRORS = (
 )
 """asyncpg's own, and the one SQLAlchemy's asyncpg dialect wraps it in (under `.orig`)."""
 
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+"""deadlock_detected and serialization_failure: the transaction was rolled back; run it again."""
+
 
 class ReplayStaleStatements:
-    """Runs a request again, once, if a stale prepared statement failed it before any output."""
+    """Runs a request again, once, if a stale prepared statement, a deadlock or a serialization
+    failure failed it before any output."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,7 +42,7 @@ class ReplayStaleStatements:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        again = await first_attempt(self.app, scope, receive, send, is_stale_statement)
+        again = await first_attempt(self.app, scope, receive, send, is_worth_replaying)
         if again is not None:
             await self.app(scope, again, send)
 
@@ -79,6 +89,16 @@ def replaying(received: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def is_worth_replaying(exc: BaseException) -> bool:
+    """A stale statement, a deadlock or a serialization failure, in exc or an error it wraps."""
+    return is_stale_statement(exc) or is_transient_conflict(exc)
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    """True when exc, or an error it wraps, is a deadlock or a serialization failure."""
+    return wraps_error(exc, lambda error: getattr(error, "sqlstate", None) in TRANSIENT_SQLSTATES)
 
 
 def is_stale_statement(exc: BaseException) -> bool:

@@ -5,11 +5,12 @@ can fail."""
 import asyncio
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.app import create_app
+from service.deps import TenantSession
 from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.middleware.replay import ReplayStaleStatements
 from tenancy.naming import quote_schema
@@ -88,3 +89,67 @@ async def test_negative_control_without_the_replay_a_stale_statement_is_a_500(
     app = app_on_one_connection(database, replay=False)
     statuses = [status for status, _ in await requests_across_type_changes(app, engine, tenant)]
     assert statuses == [500, 201, 500]
+
+
+def conflict_probe(sqlstate: str, failures: int) -> tuple[APIRouter, list[int]]:
+    """A tenant route whose transaction PostgreSQL aborts with `sqlstate` (a real error raised by
+    the server, in the request's own transaction) on its first `failures` runs; the list counts
+    the runs."""
+    router, runs = APIRouter(), []
+    raise_it = text(f"DO $$ BEGIN RAISE EXCEPTION 'probe' USING ERRCODE = '{sqlstate}'; END $$")
+
+    @router.post("/probe/conflict", status_code=201)
+    async def probe(session: TenantSession) -> dict[str, int]:
+        runs.append(1)
+        await session.execute(text("INSERT INTO todos (content) VALUES ('written once')"))
+        if len(runs) <= failures:
+            await session.execute(raise_it)
+        return {"runs": len(runs)}
+
+    return router, runs
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+async def test_a_deadlock_or_serialization_failure_is_replayed_once(
+    database: str, engine: AsyncEngine, tenant: CreatedTenant, sqlstate: str
+) -> None:
+    """deadlock_detected and serialization_failure roll the request's one transaction back:
+    it runs once more and is answered as if nothing happened, its row written once."""
+    router, runs = conflict_probe(sqlstate, failures=1)
+    app = app_on_one_connection(database)
+    app.include_router(router)
+    async with (
+        running_server(app) as base_url,
+        client(base_url, tenant.slug, tenant.api_key) as http,
+    ):
+        response = await http.post("/probe/conflict")
+    assert (response.status_code, response.json(), len(runs)) == (201, {"runs": 2}, 2)
+    async with engine.connect() as conn:
+        written = await conn.scalar(
+            text(
+                f"SELECT count(*) FROM {quote_schema(tenant.schema)}.todos"
+                " WHERE content = 'written once'"
+            )
+        )
+    assert written == 1
+
+
+async def test_a_second_conflict_in_a_row_is_a_503_and_without_the_replay_the_first_is(
+    database: str, tenant: CreatedTenant
+) -> None:
+    """Aborted twice: 503 `busy` with Retry-After after two runs, never a 500. The control:
+    without the replay layer the first abort is that 503, after one run (so the 201 of the test
+    above is the replay's doing)."""
+    answers = []
+    for replay, failures in ((True, 2), (False, 1)):
+        router, runs = conflict_probe("40P01", failures)
+        app = app_on_one_connection(database, replay=replay)
+        app.include_router(router)
+        async with (
+            running_server(app) as base_url,
+            client(base_url, tenant.slug, tenant.api_key) as http,
+        ):
+            response = await http.post("/probe/conflict")
+        kind = response.json()["type"].rsplit("/", 1)[-1]
+        answers.append((response.status_code, kind, response.headers.get("Retry-After"), len(runs)))
+    assert answers == [(503, "busy", "1", 2), (503, "busy", "1", 1)]
