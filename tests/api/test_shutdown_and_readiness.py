@@ -9,6 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+from asyncio import Task
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -18,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from service.app import create_app
 from service.paths import PROJECT_ROOT
 from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.naming import quote_schema
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import TENANTRY, request_waiting_on_a_row_lock, running_server
@@ -72,6 +77,12 @@ async def backends_named(engine: AsyncEngine, name: str) -> int:
         return await conn.scalar(BACKENDS, {"name": name})
 
 
+async def todo_contents(engine: AsyncEngine, tenant: CreatedTenant) -> list[str]:
+    async with engine.connect() as conn:
+        query = f"SELECT content FROM {quote_schema(tenant.schema)}.todos ORDER BY id"
+        return list(await conn.scalars(text(query)))
+
+
 async def no_backends_named(engine: AsyncEngine, name: str) -> bool:
     """Whether the backends of this name are gone within a minute: a backend leaves
     pg_stat_activity once it has exited, a moment after its client closed the connection."""
@@ -84,11 +95,13 @@ async def no_backends_named(engine: AsyncEngine, name: str) -> bool:
     return False
 
 
-async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
-    database: str, engine: AsyncEngine, tenant: CreatedTenant
-) -> None:
-    port, name = free_port(), "tenantry-shutdown-" + secrets.token_hex(4)
-    env = {**os.environ, "TENANTRY_APPLICATION_NAME": name, "TENANTRY_LOG_FORMAT": "auto"}
+@asynccontextmanager
+async def tenantry_serve(name: str, **env: str) -> AsyncIterator[tuple[str, Process, Task[bytes]]]:
+    """A real `tenantry serve` process whose pool's connections are named `name`, serving by
+    the time it is yielded with its base URL and its stderr (JSON lines) being read; killed if
+    it is still running at the end."""
+    port = free_port()
+    env = {**os.environ, "TENANTRY_APPLICATION_NAME": name, "TENANTRY_LOG_FORMAT": "auto", **env}
     server = await asyncio.create_subprocess_exec(
         TENANTRY,
         *("serve", "--port", str(port)),
@@ -101,6 +114,26 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_serving(base_url, server)
+        yield base_url, server, log
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def log_lines(log: Task[bytes]) -> list[dict]:
+    return [json.loads(line) for line in (await log).decode().splitlines()]
+
+
+CUT_OFF = "timeout graceful shutdown exceeded"
+"""uvicorn's log line when it cancels the requests still running at the shutdown timeout."""
+
+
+async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
+    database: str, engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    name = "tenantry-shutdown-" + secrets.token_hex(4)
+    async with tenantry_serve(name) as (base_url, server, log):
         async with client(base_url, tenant.slug, tenant.api_key) as http:
             async with request_waiting_on_a_row_lock(
                 http, engine, tenant.schema, f"{name}:{tenant.slug}", {"X-Request-ID": "in-flight"}
@@ -112,14 +145,41 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
         assert response.status_code == 200
         assert response.json()["content"] == "x"
         assert await asyncio.wait_for(server.wait(), 30) == 0
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-    lines = [json.loads(line) for line in (await log).decode().splitlines()]
+    lines = await log_lines(log)
     access = [e for e in lines if e["logger"] == "tenantry.access"]
     finished = next(e for e in access if e["request_id"] == "in-flight")
     assert (finished["route"], finished["status"]) == ("/todos/{todo_id}", 200)
+    assert not [e for e in lines if CUT_OFF in e["msg"]]
+    assert await no_backends_named(engine, name)
+
+
+async def test_a_request_still_running_at_the_shutdown_timeout_is_cut_off(
+    database: str, engine: AsyncEngine, tenant: CreatedTenant
+) -> None:
+    """TENANTRY_SHUTDOWN_TIMEOUT (docs/operations.md, Stop and restart): past it, a request
+    still in flight is cancelled (the client gets an error, not the PUT's answer), its
+    transaction rolled back, its access-log line still written, and the process exits 0 with
+    the pool closed. The request waits on a row lock the test holds until the process has
+    exited, so only the timeout can have ended it (uvicorn says so, once); the test above,
+    under the default timeout, is the control: the same request finishes, 200, no cut-off."""
+    name = "tenantry-cut-off-" + secrets.token_hex(4)
+    serving = tenantry_serve(name, TENANTRY_SHUTDOWN_TIMEOUT="1")
+    async with (
+        serving as (base_url, server, log),
+        client(base_url, tenant.slug, tenant.api_key) as http,
+    ):
+        async with request_waiting_on_a_row_lock(
+            http, engine, tenant.schema, f"{name}:{tenant.slug}", {"X-Request-ID": "cut-off"}
+        ) as (_backend, in_flight):
+            server.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(server.wait(), 60) == 0  # a hang guard
+        response = await in_flight
+    assert await todo_contents(engine, tenant) == ["held"]  # the PUT never committed
+    lines = await log_lines(log)
+    assert [e["level"] for e in lines if CUT_OFF in e["msg"]] == ["error"]
+    cut_off = next(e for e in lines if e.get("request_id") == "cut-off")
+    assert (cut_off["logger"], cut_off["route"]) == ("tenantry.access", "/todos/{todo_id}")
+    assert response.status_code == cut_off["status"] >= 500  # an error, never the PUT's 200
     assert await no_backends_named(engine, name)
 
 
