@@ -78,6 +78,13 @@ _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _ONE_SETUP_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('tenantry roles setup'))"
 """Concurrent GRANTs on one object fail ("tuple concurrently updated"): API workers starting
 together on the embedded server each run the setup."""
+_PIN_SEARCH_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
+"""First in every transaction of the set-up. The set-up runs as a superuser (the bootstrap
+connection) in a database whose `public` schema, and every Tenantry schema, the owner role owns:
+with the default `"$user", public` an unqualified name (`format`, `=`, `pg_has_role`) could
+resolve to a function or operator the owner planted, run with the superuser's rights. Pinned to
+the catalog (and the session's own temporary schema, last), every name resolves to PostgreSQL's
+own, for the rest of the transaction only."""
 _IS_MEMBER = "SELECT pg_has_role(:role, :group, 'MEMBER')"
 _ROLE_EXISTS = "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)"
 _PRIVILEGED = """
@@ -212,6 +219,7 @@ async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | No
     a privileged role. True when the role was created.
     """
     owner = checked_role(owner_role)
+    await conn.execute(_sql(_PIN_SEARCH_PATH))
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     if owner == await conn.scalar(_sql("SELECT current_user")):
         raise RoleSetupError(
@@ -273,8 +281,14 @@ async def setup_roles(
     Either as the owner itself (which must then be allowed to create roles), or as a superuser
     naming the `owner` (see setup_owner): roles are created as the superuser, and every grant
     is made as the owner (SET LOCAL ROLE), whose default privileges are the ones that count.
+
+    As a superuser it runs nothing the owner controls: names resolve in the catalog only
+    (`_PIN_SEARCH_PATH`), and the tenant schemas are read from the catalog, not from the
+    registry's rows (a table the owner could turn into a view or give a row-security policy
+    whose function, run by the superuser, could `RESET ROLE` and keep its rights).
     """
     login_role = checked_role(login_role)
+    await conn.execute(_sql(_PIN_SEARCH_PATH))
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     current = await conn.scalar(_sql("SELECT current_user"))
     if login_role in (current, owner):
@@ -299,7 +313,10 @@ async def setup_roles(
         await _run_all(conn, registry_grants(group))
         from tenancy.registry import tenant_schemas
 
-        schemas = await _existing(conn, await tenant_schemas(conn))
+        if owner is None:  # the owner itself: its own registry
+            schemas = await _existing(conn, await tenant_schemas(conn))
+        else:
+            schemas = await _tenant_schemas_in_catalog(conn)
         versioned = await _versioned(conn, schemas)
         for schema in schemas:
             await _run_all(conn, tenant_grants(schema, group, versioned=schema in versioned))
@@ -310,6 +327,16 @@ async def setup_roles(
 
 
 _TENANTS = f"{REGISTRY_SCHEMA}.tenants"
+_SCHEMA_NAMES = "SELECT nspname FROM pg_catalog.pg_namespace ORDER BY nspname"
+
+
+async def _tenant_schemas_in_catalog(conn: AsyncConnection) -> list[str]:
+    """Every schema named as a tenant's (tenancy.naming), read from the catalog only: live
+    tenants' schemas, and any schema made by hand under such a name (the API reaches a schema
+    only through the registry, so a grant there gives it nothing to reach)."""
+    return [name for name in await conn.scalars(_sql(_SCHEMA_NAMES)) if is_tenant_schema(name)]
+
+
 LEGACY_GROUP = "tenantry_runtime"
 """The cluster-wide group of earlier versions, shared by every database on the server."""
 
@@ -374,6 +401,7 @@ async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -
     GRANT); a GRANT cancelled as a distributed deadlock is tried up to 3 times, 0.5 s apart.
 
     Raises RoleSetupError naming the worker's error when a GRANT still fails."""
+    await conn.execute(_sql(_PIN_SEARCH_PATH))
     if not await conn.scalar(_sql(_HAS_CITUS)):
         return
     params = {"group": setup.group, "role": setup.login_role}
@@ -455,7 +483,7 @@ async def _exec_formatted(conn: AsyncConnection, template: str, *args: str) -> N
     params = {f"a{i}": arg for i, arg in enumerate(args)}
     placeholders = "".join(f", CAST(:{name} AS text)" for name in params)
     statement = await conn.scalar(
-        _sql(f"SELECT format(:template{placeholders})"), {"template": template, **params}
+        _sql(f"SELECT pg_catalog.format(:template{placeholders})"), {"template": template, **params}
     )
     await conn.exec_driver_sql(statement)
 

@@ -283,3 +283,79 @@ async def test_setup_brings_a_database_set_up_with_the_legacy_group_to_the_curre
         for url in (legacy, current):
             await drop_database(url)
         await drop_roles(server_url, login, *([LEGACY_GROUP] if legacy_group_is_ours else []))
+
+
+TROJAN = """
+CREATE TABLE public.trojan_ran (session_role text, acting_role text, superuser bool);
+GRANT INSERT ON public.trojan_ran TO PUBLIC;
+CREATE FUNCTION public.trojan() RETURNS boolean LANGUAGE sql AS $$
+  INSERT INTO public.trojan_ran
+  SELECT session_user, current_user, rolsuper FROM pg_catalog.pg_roles
+  WHERE rolname = session_user RETURNING true $$;
+CREATE FUNCTION public.format(varchar, text) RETURNS text LANGUAGE sql AS
+  $$ SELECT public.trojan(); SELECT pg_catalog.format($1::text, $2) $$;
+CREATE FUNCTION public.format(varchar, text, text) RETURNS text LANGUAGE sql AS
+  $$ SELECT public.trojan(); SELECT pg_catalog.format($1::text, $2, $3) $$;
+CREATE FUNCTION public.format(varchar, text, text, text) RETURNS text LANGUAGE sql AS
+  $$ SELECT public.trojan(); SELECT pg_catalog.format($1::text, $2, $3, $4) $$;
+ALTER TABLE tenantry.tenants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenantry.tenants FORCE ROW LEVEL SECURITY;
+CREATE POLICY trojan ON tenantry.tenants USING (public.trojan());
+"""
+"""What an owner role (not a superuser) may plant in the database it owns: `format()` overloads
+in `public` that a superuser's unqualified `format(varchar, text)` would pick over the catalog's,
+and a row-security policy on the registry that runs for whoever reads it as the owner (a
+superuser under SET ROLE included, which the function could undo with RESET ROLE). Each logs
+who ran it; a real payload would `ALTER ROLE ... SUPERUSER`."""
+
+
+async def trojan_runs(url: str) -> list[tuple[str, str, bool]]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await conn.fetch("SELECT * FROM public.trojan_ran")
+    finally:
+        await conn.close()
+    return [tuple(row) for row in rows]
+
+
+async def test_setup_as_the_superuser_runs_nothing_the_owner_planted(
+    server_url: str, tracks: Tracks
+) -> None:
+    """The documented upgrade step (`roles setup` with the bootstrap superuser, again) on a
+    database whose owner planted functions and a registry policy: setup succeeds and none of
+    them ran. Controls: the same calls from a superuser session with the default search_path,
+    and a read of the registry under SET ROLE, do run them, as the superuser."""
+    suffix = secrets.token_hex(4)
+    superuser = throwaway_url(server_url, "hostile_owner")
+    owner, api = f"tenantry_test_owner_{suffix}", f"tenantry_test_api_{suffix}"
+    urls = {
+        "bootstrap_database_url": superuser,
+        "owner_database_url": as_role(superuser, owner),
+        "database_url": as_role(superuser, api),
+    }
+    try:
+        await migrated_with_tenants(superuser, tracks)
+        await roles_setup(**urls)
+        conn = await asyncpg.connect(asyncpg_dsn(as_role(superuser, owner)))
+        try:
+            await conn.execute(TROJAN)  # as the owner: no superuser needed
+        finally:
+            await conn.close()
+
+        output = await roles_setup(**urls)
+        assert f"granted the registry and {len(SLUGS)} tenant schema(s)" in output
+        assert await trojan_runs(superuser) == []
+
+        database = make_url(superuser).database
+        await superuser_run(  # the controls: both plants work, with the superuser's rights
+            server_url,
+            "SELECT format(CAST('GRANT %I' AS varchar), CAST('x' AS text))",
+            f"SET ROLE {owner}; SELECT count(*) FROM tenantry.tenants; RESET ROLE",
+            database=database,
+        )
+        runs = await trojan_runs(superuser)
+        assert any(session == acting != owner and su for session, acting, su in runs), runs
+        assert any(acting == owner != session and su for session, acting, su in runs), runs
+    finally:
+        await drop_database(superuser)
+        await drop_roles(server_url, api, owner)
