@@ -28,6 +28,7 @@ from tenancy.naming import (
     is_tenant_schema,
     quote_schema,
 )
+from tenancy.search_path import CATALOG_ONLY_SQL
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
@@ -78,13 +79,6 @@ _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _ONE_SETUP_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('tenantry roles setup'))"
 """Concurrent GRANTs on one object fail ("tuple concurrently updated"): API workers starting
 together on the embedded server each run the setup."""
-_PIN_SEARCH_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
-"""First in every transaction of the set-up. The set-up runs as a superuser (the bootstrap
-connection) in a database whose `public` schema, and every Tenantry schema, the owner role owns:
-with the default `"$user", public` an unqualified name (`format`, `=`, `pg_has_role`) could
-resolve to a function or operator the owner planted, run with the superuser's rights. Pinned to
-the catalog (and the session's own temporary schema, last), every name resolves to PostgreSQL's
-own, for the rest of the transaction only."""
 _IS_MEMBER = "SELECT pg_has_role(:role, :group, 'MEMBER')"
 _ROLE_EXISTS = "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = :role)"
 _PRIVILEGED = """
@@ -219,7 +213,7 @@ async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | No
     a privileged role. True when the role was created.
     """
     owner = checked_role(owner_role)
-    await conn.execute(_sql(_PIN_SEARCH_PATH))
+    await conn.execute(_sql(CATALOG_ONLY_SQL))
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     if owner == await conn.scalar(_sql("SELECT current_user")):
         raise RoleSetupError(
@@ -283,12 +277,13 @@ async def setup_roles(
     is made as the owner (SET LOCAL ROLE), whose default privileges are the ones that count.
 
     As a superuser it runs nothing the owner controls: names resolve in the catalog only
-    (`_PIN_SEARCH_PATH`), and the tenant schemas are read from the catalog, not from the
-    registry's rows (a table the owner could turn into a view or give a row-security policy
-    whose function, run by the superuser, could `RESET ROLE` and keep its rights).
+    (`tenancy.search_path.CATALOG_ONLY_SQL`), and the tenant schemas are read from the catalog,
+    not from the registry's rows (a table the owner could turn into a view, or give a
+    row-security policy whose function, run by the superuser, could `RESET ROLE` and keep its
+    rights).
     """
     login_role = checked_role(login_role)
-    await conn.execute(_sql(_PIN_SEARCH_PATH))
+    await conn.execute(_sql(CATALOG_ONLY_SQL))
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     current = await conn.scalar(_sql("SELECT current_user"))
     if login_role in (current, owner):
@@ -401,7 +396,7 @@ async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -
     GRANT); a GRANT cancelled as a distributed deadlock is tried up to 3 times, 0.5 s apart.
 
     Raises RoleSetupError naming the worker's error when a GRANT still fails."""
-    await conn.execute(_sql(_PIN_SEARCH_PATH))
+    await conn.execute(_sql(CATALOG_ONLY_SQL))
     if not await conn.scalar(_sql(_HAS_CITUS)):
         return
     params = {"group": setup.group, "role": setup.login_role}

@@ -17,11 +17,26 @@ transaction was rolled back), so the request is admitted again from a fresh regi
 A second failure of the same kind means the schema is there but a table the code needs is not
 (a tenant migrated down, or behind a revision that adds a table): 503 `tenant-unavailable`
 saying so, and an error in the log (see `tenantry migrate status --verify`); never a 500.
+
+The same holds for every other way a tenant's tables can differ from what this code expects: a
+column that is not there (a tenant behind a revision that adds one: 42703), a type that is not
+there (42704), a column of another type (42804, 42846), a function or operator that does not
+exist for the tenant's types (42883), or rows that no longer fit the models they are read into
+(a column of another type read back: pydantic's ValidationError from a handler's
+`model_validate`, or FastAPI's ResponseValidationError; both raised inside the session
+dependency's scope, so the transaction is rolled back). These are errors about the schema, not
+about the request:
+the request is admitted again and run once more (a restore may have brought the schema back
+meanwhile), then answered 503 `tenant-unavailable`. If this code itself names a column no
+tenant has, every tenant gets that 503 and the log names the statement's error.
 """
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fastapi.exceptions import ResponseValidationError
+from pydantic import ValidationError
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +53,13 @@ log = logging.getLogger(__name__)
 
 VANISHED_SQLSTATES = frozenset({"42P01", "3F000"})
 """undefined_table and invalid_schema_name."""
+SHAPE_SQLSTATES = frozenset({"42703", "42704", "42804", "42846", "42883"})
+"""undefined_column, undefined_object, datatype_mismatch, cannot_coerce, undefined_function: the
+tenant's tables are there, in another shape than this code's models."""
+SCHEMA_SQLSTATES = VANISHED_SQLSTATES | SHAPE_SQLSTATES
+ROWS_NOT_FITTING = (ValidationError, ResponseValidationError)
+"""Rows read back that do not fit the models (a request's own body is RequestValidationError,
+answered 422 before any of this)."""
 TABLES_MISSING = (
     "Its tables are not at the revision this service needs (a migration is behind or failed);"
     " retry later."
@@ -61,18 +83,23 @@ class VanishedSchemas:
         if again is None:
             return
         log.warning(
-            "tenant %s: its schema or tables vanished; admitting the request again", tenant.slug
+            "tenant %s: its schema or tables vanished or differ from this code's; admitting the"
+            " request again",
+            tenant.slug,
         )
         answer = await readmit(scope, tenant)
         if answer is not None:
             await answer.response(headers=_headers_of(answer))(scope, receive, send)
             return
-        if await first_attempt(self.app, scope, again, send, is_vanished_relation) is None:
+        failure: list[BaseException] = []
+        if await first_attempt(self.app, scope, again, send, _noting(failure)) is None:
             return
         log.error(
-            "tenant %s: its schema is there but a table this code needs is not (a tenant at an"
-            " older revision, or a table dropped): 503; see `tenantry migrate status --verify`",
+            "tenant %s: its schema is there but its tables are not what this code needs (a"
+            " tenant at an older revision, a table or column dropped or changed: %s): 503; see"
+            " `tenantry migrate status --verify`",
             tenant.slug,
+            _schema_error(failure[0]) if failure else "?",
         )
         unavailable = problems.tenant_unavailable(TABLES_MISSING)
         await unavailable.response(headers=_headers_of(unavailable))(scope, receive, send)
@@ -97,8 +124,43 @@ async def readmit(scope: Scope, admitted: ResolvedTenant) -> problems.Problem | 
 
 
 def is_vanished_relation(exc: BaseException) -> bool:
-    """True when exc, or an error it wraps, is PostgreSQL's undefined table or schema."""
-    return wraps_error(exc, lambda error: getattr(error, "sqlstate", None) in VANISHED_SQLSTATES)
+    """True when exc, or an error it wraps, says the tenant's schema, a table, or a column or
+    type this code needs is not there, or has another type (SCHEMA_SQLSTATES)."""
+    return isinstance(exc, ROWS_NOT_FITTING) or wraps_error(
+        exc, lambda error: getattr(error, "sqlstate", None) in SCHEMA_SQLSTATES
+    )
+
+
+def _noting(failure: list[BaseException]) -> Callable[[BaseException], bool]:
+    """is_vanished_relation, keeping the error it recognised (for the log line)."""
+
+    def retryable(exc: BaseException) -> bool:
+        if is_vanished_relation(exc):
+            failure.append(exc)
+            return True
+        return False
+
+    return retryable
+
+
+def _schema_error(exc: BaseException) -> str:
+    """The PostgreSQL error's SQLSTATE and message (`42703 column todos.priority does not
+    exist`), found in exc or an error it wraps."""
+    if isinstance(exc, ROWS_NOT_FITTING):
+        first = next(iter(exc.errors()), {})
+        return f"rows do not fit the models: {first.get('loc')} {first.get('msg')}"
+    found: list[BaseException] = []
+
+    def keep(error: BaseException) -> bool:
+        if getattr(error, "sqlstate", None) in SCHEMA_SQLSTATES:
+            found.append(error)
+            return True
+        return False
+
+    wraps_error(exc, keep)
+    error = found[0] if found else exc
+    message = str(getattr(error, "message", None) or error).splitlines()[0]
+    return f"{getattr(error, 'sqlstate', '?')} {message}"
 
 
 def _bearer_token(scope: Scope) -> str | None:
