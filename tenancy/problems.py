@@ -81,6 +81,18 @@ def process_behind(detail: str) -> Problem:
     return Problem(503, "process-behind", "This process is behind the deployed migrations", detail)
 
 
+def shutting_down() -> Problem:
+    """A request still running when `tenantry serve` reached TENANTRY_SHUTDOWN_TIMEOUT after
+    SIGTERM, cancelled before its response started (tenancy.middleware.observer)."""
+    return Problem(
+        503,
+        "shutting-down",
+        "The server shut down before this request finished",
+        "It was cancelled at the shutdown timeout and its transaction rolled back (unless the "
+        "cancel caught its COMMIT in flight); retry it.",
+    )
+
+
 def rate_limited(retry_after: str) -> Problem:
     return Problem(
         429,
@@ -127,8 +139,9 @@ PROBLEM_STATUSES: dict[int, str] = {
     429: "Over the tenant's rate limit (`rate-limited`); retry after `Retry-After` seconds",
     500: "Unexpected server error (`internal-error`)",
     503: "Not ready (`not-ready`), no database connection free in time (`busy`, with "
-    "Retry-After), the tenant's schema is missing or being moved (`tenant-unavailable`), or "
-    "this process is older than the deployed migrations (`process-behind`)",
+    "Retry-After), the tenant's schema is missing or being moved (`tenant-unavailable`), "
+    "this process is older than the deployed migrations (`process-behind`), or the request was "
+    "cut off by the server's shutdown (`shutting-down`, with Retry-After)",
 }
 
 

@@ -199,7 +199,8 @@ class TenancySettings(BaseSettings):
         default=30.0,
         gt=0,
         description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
-        "it closes them; keep below the orchestrator's kill timeout.",
+        "it cancels them (answered 503 `shutting-down`); keep below the orchestrator's kill "
+        "timeout.",
     )
 
     @field_validator(

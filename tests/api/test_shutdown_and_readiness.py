@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -18,11 +19,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.app import create_app
 from service.paths import PROJECT_ROOT
 from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.middleware.observer import RequestObserver
 from tenancy.naming import quote_schema
+from tenancy.observability.log_format import not_a_cut_off_request
+from tenancy.problems import PROBLEM_BASE
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import client
 from tests.support.common import TENANTRY, request_waiting_on_a_row_lock, running_server
@@ -127,6 +132,9 @@ async def log_lines(log: Task[bytes]) -> list[dict]:
 
 CUT_OFF = "timeout graceful shutdown exceeded"
 """uvicorn's log line when it cancels the requests still running at the shutdown timeout."""
+SHUTTING_DOWN = PROBLEM_BASE + "shutting-down"
+OBSERVER = "tenancy.middleware.observer"
+"""The logger of the one warning line RequestObserver writes for each request cut off."""
 
 
 async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
@@ -149,7 +157,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_cleanly(
     access = [e for e in lines if e["logger"] == "tenantry.access"]
     finished = next(e for e in access if e["request_id"] == "in-flight")
     assert (finished["route"], finished["status"]) == ("/todos/{todo_id}", 200)
-    assert not [e for e in lines if CUT_OFF in e["msg"]]
+    assert not [e for e in lines if CUT_OFF in e["msg"] or e["logger"] == OBSERVER]
     assert await no_backends_named(engine, name)
 
 
@@ -157,11 +165,13 @@ async def test_a_request_still_running_at_the_shutdown_timeout_is_cut_off(
     database: str, engine: AsyncEngine, tenant: CreatedTenant
 ) -> None:
     """TENANTRY_SHUTDOWN_TIMEOUT (docs/operations.md, Stop and restart): past it, a request
-    still in flight is cancelled (the client gets an error, not the PUT's answer), its
-    transaction rolled back, its access-log line still written, and the process exits 0 with
-    the pool closed. The request waits on a row lock the test holds until the process has
-    exited, so only the timeout can have ended it (uvicorn says so, once); the test above,
-    under the default timeout, is the control: the same request finishes, 200, no cut-off."""
+    still in flight is cancelled and answered 503 `shutting-down` problem+json (Retry-After,
+    Connection: close, its request id), not uvicorn's plain-text 500; its transaction rolled
+    back, its access-log line (503) still written, one warning naming it and no traceback in the
+    log, and the process exits 0 with the pool closed. The request waits on a row lock the test
+    holds until the process has exited, so only the timeout can have ended it (uvicorn says so,
+    once); the test above, under the default timeout, is the control: the same request
+    finishes, 200, no cut-off."""
     name = "tenantry-cut-off-" + secrets.token_hex(4)
     serving = tenantry_serve(name, TENANTRY_SHUTDOWN_TIMEOUT="1")
     async with (
@@ -175,12 +185,72 @@ async def test_a_request_still_running_at_the_shutdown_timeout_is_cut_off(
             assert await asyncio.wait_for(server.wait(), 60) == 0  # a hang guard
         response = await in_flight
     assert await todo_contents(engine, tenant) == ["held"]  # the PUT never committed
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == SHUTTING_DOWN
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["connection"] == "close"
+    assert response.headers["x-request-id"] == "cut-off"
     lines = await log_lines(log)
     assert [e["level"] for e in lines if CUT_OFF in e["msg"]] == ["error"]
-    cut_off = next(e for e in lines if e.get("request_id") == "cut-off")
-    assert (cut_off["logger"], cut_off["route"]) == ("tenantry.access", "/todos/{todo_id}")
-    assert response.status_code == cut_off["status"] >= 500  # an error, never the PUT's 200
+    about_it = [(e["logger"], e["level"]) for e in lines if e.get("request_id") == "cut-off"]
+    assert about_it == [(OBSERVER, "warning"), ("tenantry.access", "error")]
+    access = next(e for e in lines if e.get("request_id") == "cut-off" and "route" in e)
+    assert (access["route"], access["status"]) == ("/todos/{todo_id}", 503)
+    assert not [e for e in lines if "exc" in e or "Exception in ASGI" in e["msg"]]
     assert await no_backends_named(engine, name)
+
+
+async def observed_as_uvicorn_runs_it(app: ASGIApp, cancel: bool) -> tuple[list[Message], bool]:
+    """What RequestObserver around app sends, and whether the log keeps uvicorn's "Exception in
+    ASGI application" traceback, when the request's task is cancelled (as uvicorn does at the
+    shutdown timeout) or not; the task must end cancelled either way (the cancellation goes on)."""
+    sent: list[Message] = []
+    kept: list[bool] = []
+    scope = {"type": "http", "method": "PUT", "path": "/todos/1", "headers": []}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run_asgi() -> None:  # uvicorn's RequestResponseCycle.run_asgi, in short
+        try:
+            await RequestObserver(app)(scope, receive=asyncio.Event().wait, send=send)
+        except BaseException as exc:
+            args = ("uvicorn.error", logging.ERROR, "", 0, "Exception in ASGI application\n")
+            record = logging.LogRecord(*args, (), (type(exc), exc, exc.__traceback__))
+            kept.append(not_a_cut_off_request(record))
+            raise
+
+    task = asyncio.create_task(run_asgi())
+    await asyncio.sleep(0.01)
+    if cancel:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return sent, kept == [True]
+
+
+async def test_a_cancelled_request_is_answered_503_and_its_cancellation_goes_on() -> None:
+    async def waits_forever(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        await asyncio.Event().wait()
+
+    sent, traceback_kept = await observed_as_uvicorn_runs_it(waits_forever, cancel=True)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 503
+    assert json.loads(sent[1]["body"])["type"] == SHUTTING_DOWN
+    assert not traceback_kept
+
+
+async def test_negative_control_a_stray_cancelled_error_is_not_answered_as_a_cut_off() -> None:
+    """A CancelledError the app raised without its task being cancelled (a bug, not the
+    shutdown): nothing is answered in the shutdown's name and uvicorn's traceback stays."""
+
+    async def raises_cancelled(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        raise asyncio.CancelledError
+
+    sent, traceback_kept = await observed_as_uvicorn_runs_it(raises_cancelled, cancel=False)
+    assert sent == []
+    assert traceback_kept
 
 
 async def test_shutdown_disposes_the_pool_while_the_process_lives_on(

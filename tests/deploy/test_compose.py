@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import jsonschema
 
 from service.paths import PROJECT_ROOT
+from tenancy.settings import TenancySettings
 from tests.support.compose import (
     citus_layout,
     documented_environment,
@@ -150,3 +151,15 @@ def test_the_citus_profile_sets_what_the_ci_cluster_sets() -> None:
         assert "synchronous_commit" not in settings, name
         tag = interpolate(node["image"], {}).partition(":")[2]
         assert tag.split(".")[:2] == ci_version.split(".")[:2], name
+
+
+def test_compose_waits_longer_than_the_shutdown_timeout_before_it_kills_the_api() -> None:
+    """Docker kills the API stop_grace_period after SIGTERM; the requests still running at
+    TENANTRY_SHUTDOWN_TIMEOUT are answered and the pool closed after that, so the kill must
+    come well later. As configured: with no .env, compose passes the setting empty (its
+    default) and the grace period's own default."""
+    api = load_compose()["services"]["api"]
+    assert interpolate(api["environment"]["TENANTRY_SHUTDOWN_TIMEOUT"], {}) == ""
+    grace = interpolate(api["stop_grace_period"], {})
+    timeout = TenancySettings.model_fields["shutdown_timeout"].default
+    assert re.fullmatch(r"\d+s", grace) and int(grace[:-1]) >= timeout + 10, grace
