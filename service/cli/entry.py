@@ -11,6 +11,7 @@ errors, as Click's, 1 for the rest). TENANTRY_DEBUG=1 shows the traceback instea
 
 import gc
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -20,12 +21,15 @@ DEBUG_VARIABLE = "TENANTRY_DEBUG"
 def main() -> NoReturn:
     gc.disable()
     _refuse_undecodable_arguments()
+    from service.cli.interrupts import Interrupted
     from service.cli.main import app
 
     try:
         code = app(standalone_mode=False, prog_name="tenantry")
     except BrokenPipeError:
         _broken_pipe()
+    except Interrupted as exc:
+        _fail(exc.message, exc.exit_status)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
@@ -84,4 +88,8 @@ def _broken_pipe() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
+    # The outcome is decided and printed: a SIGINT or SIGTERM now could only cut the exit short
+    # and make its status say otherwise (Python resets its own handlers as it finalizes).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from service.cli.common import fail, print_table, run_with_connection, run_with_engine
+from service.cli.interrupts import INTERRUPTS
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
@@ -44,7 +45,9 @@ def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None
     if blueprint.seed is None:  # one plain asyncpg connection: no SQLAlchemy (issue 19)
         from tenancy.lifecycle.onboarding import create_tenant_on
 
-        created = run_with_connection(lambda c: create_tenant_on(c, blueprint, slug, name))
+        created = run_with_connection(
+            lambda c: create_tenant_on(c, blueprint, slug, name, before_commit=INTERRUPTS.hold)
+        )
     else:  # the deployment's seed hook is given a SQLAlchemy connection
         from tenancy.lifecycle.onboarding import create_tenant
 
