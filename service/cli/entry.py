@@ -16,6 +16,9 @@ import sys
 from typing import Any, NoReturn
 
 DEBUG_VARIABLE = "TENANTRY_DEBUG"
+TYPER_INTERRUPTED = 130
+"""What Typer returns, without a word, for a KeyboardInterrupt: a Ctrl-C before a command's work
+began (service.cli.interrupts handles it from then on), or during `tenantry migrate`."""
 
 
 def main() -> NoReturn:
@@ -48,6 +51,8 @@ def main() -> NoReturn:
         from tenancy.one_line import describe
 
         _fail(describe(exc, hint=f"{DEBUG_VARIABLE}=1 shows the traceback"), 1)
+    if code == TYPER_INTERRUPTED:
+        _fail("interrupted", code)
     _exit(code if isinstance(code, int) else 0)
 
 

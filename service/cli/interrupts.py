@@ -8,10 +8,12 @@ signal still held when the next transaction begins is acted on then; one still h
 command ends came too late to stop anything, and the command exits as it would have.
 
 Once a signal is acted on, further ones are ignored so that the rollback, the closing of
-connections and the removal of temporary files are not cut short (SIGKILL still stops it).
+connections and the removal of temporary files are not cut short (SIGKILL still stops it), and
+that clean-up is quiet: one line says what happened, never a traceback.
 """
 
 import asyncio
+import logging
 import signal
 import threading
 from collections.abc import Coroutine
@@ -92,6 +94,9 @@ class Interrupts:
 
     def _act(self, signum: int) -> None:
         self.received = signum
+        # A connection close the cancellation cuts short is no news on the way out; SQLAlchemy's
+        # pool would log it ("Exception closing connection") with a traceback.
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
         task = self._task
         if task is None or task.done():
             raise Interrupted(signum)
