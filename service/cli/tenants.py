@@ -176,14 +176,17 @@ def tenants_import(
 ) -> None:
     """Create a tenant from an export, under its old slug or --as a new one; prints a new key.
 
-    Only the rows of the archive's tables are used: anything else in it refuses the import."""
+    Only the rows of the archive's tables are used: anything else in it refuses the import, as
+    does data that expands to more than TENANTRY_IMPORT_MAX_BYTES."""
     from tenancy.lifecycle.transfer import import_tenant
     from tenancy.migrate.tracks import load_tracks
+    from tenancy.settings import get_settings
 
     tracks = load_tracks(ALEMBIC_INI)
+    max_bytes = get_settings().import_max_bytes
 
     async def main(engine: "AsyncEngine") -> "CreatedTenant":
-        return await import_tenant(engine, tracks, file, as_slug, name)
+        return await import_tenant(engine, tracks, file, as_slug, name, max_bytes=max_bytes)
 
     created = run_with_engine(main)
     _print_created(created, as_json)
