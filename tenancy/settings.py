@@ -11,6 +11,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in: relative paths in settings are anchored here, not to the
 current directory, so a command run from anywhere finds the project's embedded database."""
 
+IMPORT_MAX_BYTES = 10 * 1024**3
+"""10 GiB: the default bound on an archive's data as `tenantry tenants import` expands it."""
+
 
 class TenancySettings(BaseSettings):
     """Everything an operator can set; defaults give a working local service."""
@@ -201,6 +204,14 @@ class TenancySettings(BaseSettings):
         description="Seconds `tenantry serve` lets in-flight requests finish after SIGTERM before "
         "it cancels them (answered 503 `shutting-down`); keep below the orchestrator's kill "
         "timeout.",
+    )
+
+    import_max_bytes: int = Field(
+        default=IMPORT_MAX_BYTES,
+        ge=1,
+        description="Bytes of rows (as pg_restore writes them out, uncompressed) an archive may "
+        "hold for `tenantry tenants import`; a larger one is refused and nothing is imported "
+        "(a small, highly compressible archive cannot fill the database's disk).",
     )
 
     @field_validator(

@@ -11,12 +11,13 @@ import asyncio
 import gc
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from service.cli.interrupts import INTERRUPTS, Interrupted
 from tenancy.lifecycle.errors import LifecycleError
 from tenancy.naming import InvalidSlug
 from tenancy.one_line import first_line
@@ -63,17 +64,29 @@ def begin_work() -> None:
         gc.enable()
 
 
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; expected errors become one line on stderr and exit 1."""
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine; expected errors become one line on stderr and exit 1; SIGINT and SIGTERM
+    cancel it until a commit, and are held from then on (service.cli.interrupts)."""
     begin_work()
+    INTERRUPTS.install()
     try:
-        return asyncio.run(main())
+        return _run_interruptible(main)
     except BrokenPipeError:
         output_closed()
         raise  # unreachable: output_closed() exits
     except EXPECTED_ERRORS as exc:
         fail(first_line(exc))
         raise  # unreachable: fail() exits
+
+
+def _run_interruptible(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Whatever the work raised once a signal cut it short is reported as the interruption."""
+    try:
+        return asyncio.run(INTERRUPTS.guard(main()))
+    except BaseException:
+        if INTERRUPTS.received is None:
+            raise
+        raise Interrupted(INTERRUPTS.received) from None
 
 
 def run_with_engine(operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -106,11 +119,17 @@ def run_with_connection(operation: Callable[[asyncpg.Connection], Awaitable[T]])
 
 @asynccontextmanager
 async def owner_engine() -> AsyncIterator[AsyncEngine]:
+    """The owner's engine; from just before each of its commits until the next transaction
+    begins (or the command ends), SIGINT and SIGTERM are held (service.cli.interrupts)."""
+    from sqlalchemy import event
+
     from tenancy.database import create_engine, database_url
     from tenancy.settings import get_settings
 
     settings = get_settings()
     engine = create_engine(await database_url(settings), settings)
+    event.listen(engine.sync_engine, "commit", lambda _conn: INTERRUPTS.hold())
+    event.listen(engine.sync_engine, "begin", lambda _conn: INTERRUPTS.release())
     try:
         yield engine
     finally:

@@ -13,6 +13,7 @@ import sys
 import typer
 
 from service.cli.common import fail, owner_engine, run
+from service.cli.interrupts import INTERRUPTS
 
 DEMO_SLUG = "demo"
 
@@ -69,6 +70,7 @@ def prepare_demo(host: str, port: int) -> None:
     )
     typer.echo(f"Docs: http://{where}:{port}/docs\n")
     sys.stdout.flush()
+    INTERRUPTS.release()  # the key is printed: a Ctrl-C held since its commit stops here
 
 
 async def _one_demo_key() -> tuple[str, bool]:

@@ -11,21 +11,28 @@ errors, as Click's, 1 for the rest). TENANTRY_DEBUG=1 shows the traceback instea
 
 import gc
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
 DEBUG_VARIABLE = "TENANTRY_DEBUG"
+TYPER_INTERRUPTED = 130
+"""What Typer returns, without a word, for a KeyboardInterrupt: a Ctrl-C before a command's work
+began (service.cli.interrupts handles it from then on), or during `tenantry migrate`."""
 
 
 def main() -> NoReturn:
     gc.disable()
     _refuse_undecodable_arguments()
+    from service.cli.interrupts import Interrupted
     from service.cli.main import app
 
     try:
         code = app(standalone_mode=False, prog_name="tenantry")
     except BrokenPipeError:
         _broken_pipe()
+    except Interrupted as exc:
+        _fail(exc.message, exc.exit_status)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
@@ -44,6 +51,8 @@ def main() -> NoReturn:
         from tenancy.one_line import describe
 
         _fail(describe(exc, hint=f"{DEBUG_VARIABLE}=1 shows the traceback"), 1)
+    if code == TYPER_INTERRUPTED:
+        _fail("interrupted", code)
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -84,4 +93,8 @@ def _broken_pipe() -> NoReturn:
 
 
 def _exit(code: int) -> NoReturn:
+    # The outcome is decided and printed: a SIGINT or SIGTERM now could only cut the exit short
+    # and make its status say otherwise (Python resets its own handlers as it finalizes).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(code)

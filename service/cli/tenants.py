@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from service.cli.common import fail, print_table, run_with_connection, run_with_engine
+from service.cli.interrupts import INTERRUPTS
 from service.paths import ALEMBIC_INI
 
 if TYPE_CHECKING:  # each command imports what it uses when it runs: --help stays light
@@ -44,7 +45,9 @@ def tenants_create(slug: Slug, name: Name = None, as_json: Json = False) -> None
     if blueprint.seed is None:  # one plain asyncpg connection: no SQLAlchemy (issue 19)
         from tenancy.lifecycle.onboarding import create_tenant_on
 
-        created = run_with_connection(lambda c: create_tenant_on(c, blueprint, slug, name))
+        created = run_with_connection(
+            lambda c: create_tenant_on(c, blueprint, slug, name, before_commit=INTERRUPTS.hold)
+        )
     else:  # the deployment's seed hook is given a SQLAlchemy connection
         from tenancy.lifecycle.onboarding import create_tenant
 
@@ -173,14 +176,17 @@ def tenants_import(
 ) -> None:
     """Create a tenant from an export, under its old slug or --as a new one; prints a new key.
 
-    Only the rows of the archive's tables are used: anything else in it refuses the import."""
+    Only the rows of the archive's tables are used: anything else in it refuses the import, as
+    does data that expands to more than TENANTRY_IMPORT_MAX_BYTES."""
     from tenancy.lifecycle.transfer import import_tenant
     from tenancy.migrate.tracks import load_tracks
+    from tenancy.settings import get_settings
 
     tracks = load_tracks(ALEMBIC_INI)
+    max_bytes = get_settings().import_max_bytes
 
     async def main(engine: "AsyncEngine") -> "CreatedTenant":
-        return await import_tenant(engine, tracks, file, as_slug, name)
+        return await import_tenant(engine, tracks, file, as_slug, name, max_bytes=max_bytes)
 
     created = run_with_engine(main)
     _print_created(created, as_json)

@@ -1,7 +1,8 @@
 """The rows and sequence values of an archive, read as data: no SQL from the archive ever runs.
 
-`pg_restore --data-only --use-list=... --file=...` (no database connection) writes the allowed
-data entries as a script of `COPY <schema>.<table> (<columns>) FROM stdin;` blocks and
+`pg_restore --data-only --use-list=... --file=-` (no database connection) writes the allowed
+data entries (streamed here by `archive_stream`, never to disk) as a script of
+`COPY <schema>.<table> (<columns>) FROM stdin;` blocks and
 `SELECT pg_catalog.setval('<schema>.<sequence>', <n>, <bool>);` lines, framed by `SET` lines,
 comments and psql's `\\restrict` markers. This module parses exactly that shape: a COPY header
 names a table and columns, which are checked against the expected catalog and then fed to
@@ -12,7 +13,6 @@ becomes a bound `setval` on an expected sequence. Any other line refuses the arc
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 import asyncpg
@@ -63,28 +63,28 @@ def _split_columns(columns: str) -> tuple[str, ...]:
     return tuple(unquote(c) for c in re.findall(_IDENT, columns))
 
 
-def archive_revisions(script: Path, schema: str) -> list[str]:
+def archive_revisions(lines: BinaryIO, schema: str) -> list[str]:
     """The rows of the archive's `alembic_version` (its revision), read without loading."""
-    with script.open("rb") as lines:
-        for line in lines:
-            block = _copy_header(line, schema)
-            if block is None:
-                continue
-            rows = [row.decode().rstrip("\n") for row in _block_rows(lines)]
-            if block.table == VERSION_TABLE:
-                return rows
+    for line in lines:
+        block = _copy_header(line, schema)
+        if block is None:
+            continue
+        rows = [row.decode().rstrip("\n") for row in _block_rows(lines)]
+        if block.table == VERSION_TABLE:
+            return rows
     return []
 
 
 async def load_data(
     conn: AsyncConnection,
-    script: Path,
+    lines: BinaryIO,
     source: str,
     target: str,
     columns: dict[str, set[str]],
     sequences: set[str],
 ) -> LoadedData:
-    """Copy every block of `script` into the same table of schema `target`, set sequences.
+    """Copy every block of the script read from `lines` into the same table of schema
+    `target`, set sequences.
 
     `columns`: the expected tables and their columns; `sequences`: the expected sequences.
     Raises InvalidArchive for a line that is not data of an expected table or sequence.
@@ -92,49 +92,48 @@ async def load_data(
     """
     raw = (await conn.get_raw_connection()).driver_connection
     loaded = LoadedData()
-    with script.open("rb") as lines:
-        for line in lines:
-            block = _copy_header(line, source)
-            if block is not None:
-                _check_block(block, columns)
-                if block.table == VERSION_TABLE:
-                    for _ in _block_rows(lines):
-                        pass
-                    continue
-                try:
-                    result = await raw.copy_to_table(
-                        block.table,
-                        source=_chunks(lines),
-                        columns=list(block.columns),
-                        schema_name=target,
-                        format="text",
-                    )
-                except asyncpg.PostgresError as exc:
-                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise InvalidArchive(
-                        f"refused: the archive's rows of {block.table} do not load: {first}"
-                    ) from None
-                loaded.rows[block.table] = int(result.split()[-1])
+    for line in lines:
+        block = _copy_header(line, source)
+        if block is not None:
+            _check_block(block, columns)
+            if block.table == VERSION_TABLE:
+                for _ in _block_rows(lines):
+                    pass
                 continue
-            decoded = _decoded(line)
-            setval = _SETVAL.match(decoded)
-            if setval is not None:
-                schema, name = unquote(setval.group(1)), unquote(setval.group(2))
-                if schema != source or name not in sequences:
-                    raise InvalidArchive(f"refused: the archive sets an unknown sequence {name!r}")
-                value = int(setval.group(3))
-                await conn.execute(
-                    _SET_SEQUENCE,
-                    {
-                        "schema": target,
-                        "sequence": name,
-                        "value": value,
-                        "called": setval.group(4) == "true",
-                    },
+            try:
+                result = await raw.copy_to_table(
+                    block.table,
+                    source=_chunks(lines),
+                    columns=list(block.columns),
+                    schema_name=target,
+                    format="text",
                 )
-                loaded.sequences[name] = value
-                continue
-            _check_harmless(decoded)
+            except asyncpg.PostgresError as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InvalidArchive(
+                    f"refused: the archive's rows of {block.table} do not load: {first}"
+                ) from None
+            loaded.rows[block.table] = int(result.split()[-1])
+            continue
+        decoded = _decoded(line)
+        setval = _SETVAL.match(decoded)
+        if setval is not None:
+            schema, name = unquote(setval.group(1)), unquote(setval.group(2))
+            if schema != source or name not in sequences:
+                raise InvalidArchive(f"refused: the archive sets an unknown sequence {name!r}")
+            value = int(setval.group(3))
+            await conn.execute(
+                _SET_SEQUENCE,
+                {
+                    "schema": target,
+                    "sequence": name,
+                    "value": value,
+                    "called": setval.group(4) == "true",
+                },
+            )
+            loaded.sequences[name] = value
+            continue
+        _check_harmless(decoded)
     return loaded
 
 

@@ -144,16 +144,20 @@ async def create_tenant_on(
     blueprint: TenantBlueprint,
     slug: str,
     display_name: str | None = None,
+    *,
+    before_commit: Callable[[], None] = lambda: None,
 ) -> CreatedTenant:
     """The same steps in one transaction on a plain asyncpg connection (no SQLAlchemy at all).
 
     A blueprint with a seed hook needs create_tenant: the hook is given a SQLAlchemy connection.
+    `before_commit` is called once every step has run, just before COMMIT (an engine has its
+    `commit` event for that: the CLI holds Ctrl-C from there until it has printed the key).
     """
     if blueprint.seed is not None:
         raise ValueError("a blueprint with a seed hook is created on an engine (create_tenant)")
     creation = Creation.of(slug, display_name, blueprint=blueprint)
     refuse_if_behind(blueprint.builder.tracks)
-    return await run_steps_on(conn, creation, ONBOARDING_STEPS)
+    return await run_steps_on(conn, creation, ONBOARDING_STEPS, before_commit)
 
 
 async def run_steps(
@@ -169,12 +173,22 @@ async def run_steps(
 
 
 async def run_steps_on(
-    conn: asyncpg.Connection, onboarding: Onboarding, steps: Iterable[OnboardingStep]
+    conn: asyncpg.Connection,
+    onboarding: Onboarding,
+    steps: Iterable[OnboardingStep],
+    before_commit: Callable[[], None] = lambda: None,
 ) -> CreatedTenant:
     """Every step in one transaction on `conn`, in order: all of them happen or none does."""
-    async with conn.transaction():
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
         for step in steps:
             await step(conn, onboarding)
+    except BaseException:
+        await transaction.rollback()
+        raise
+    before_commit()
+    await transaction.commit()
     return onboarding.created()
 
 

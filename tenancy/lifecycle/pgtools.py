@@ -68,6 +68,19 @@ class PgTool:
         )
         self._check(result.returncode, result.stderr)
 
+    def start(self, errors: IO[bytes], *args: str) -> "subprocess.Popen[bytes]":
+        """Started with its stdout a pipe to read and its stderr going to `errors` (an open
+        file), in a session of its own: a terminal's Ctrl-C reaches only the caller, which
+        stops it."""
+        return subprocess.Popen(
+            [str(self.path), *args],
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,
+        )
+
     def _check(self, returncode: int, stderr: str) -> None:
         if returncode != 0:
             detail = next(iter(stderr.strip().splitlines()), f"exit {returncode}")

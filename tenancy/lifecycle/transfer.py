@@ -9,8 +9,9 @@ Instead:
 1. the table of contents (`pg_restore --list`) is checked against an allow-list
    (`archive_toc`): one tenant schema, its tables, sequences, indexes, constraints, their rows
    and sequence values; anything else refuses the archive before anything happens;
-2. `pg_restore --data-only --use-list=<the data entries>` writes the rows to a local file
-   without connecting to any database;
+2. `pg_restore --data-only --use-list=<data entries>` writes the rows without connecting to
+   any database, to a pipe read as they come (`archive_stream`: never to disk, at most
+   TENANTRY_IMPORT_MAX_BYTES of them), once for the revision, once for the rows;
 3. then one transaction: register the tenant, create its schema and build it from this code's
    own revisions at the archive's revision (its `alembic_version` row), refuse any entry of the
    archive that names an object this expected catalog lacks, copy the rows in as data
@@ -22,6 +23,7 @@ The original tenant and a copy can live side by side (the archive's schema name 
 """
 
 import asyncio
+import contextlib
 import errno
 import os
 import re
@@ -35,11 +37,18 @@ from alembic.util import CommandError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from tenancy.lifecycle.archive_data import archive_revisions, load_data, settle_sequences
+from tenancy.lifecycle.archive_data import (
+    VERSION_TABLE,
+    archive_revisions,
+    load_data,
+    settle_sequences,
+)
+from tenancy.lifecycle.archive_stream import DataStream, restored_data
 from tenancy.lifecycle.archive_toc import (
     ArchiveToc,
     ExpectedObjects,
     InvalidArchive,
+    TocEntry,
     checked_toc,
     unexpected_entries,
 )
@@ -61,6 +70,7 @@ from tenancy.lifecycle.records import schema_present
 from tenancy.migrate.tracks import Tracks, run_track
 from tenancy.naming import checked_data_schema, is_tenant_schema, quote_schema, slug_of_schema
 from tenancy.registry import tenants
+from tenancy.settings import IMPORT_MAX_BYTES
 
 _ARCHIVED_SLUG = re.compile(r"^archived_[0-9]+_")  # what is left is the slug, with _ for -
 
@@ -165,10 +175,14 @@ async def tenant_location(conn: AsyncConnection, slug: str) -> str:
 
 @dataclass
 class Adoption(Onboarding):
-    """An import: the archive's checked table of contents and its rows in a local script."""
+    """An import: the archive, its checked table of contents, how to read its rows."""
 
     toc: ArchiveToc = field(kw_only=True)
-    script: Path = field(kw_only=True)
+    archive: Path = field(kw_only=True)
+    restore: PgTool = field(kw_only=True)
+    folder: Path = field(kw_only=True)
+    """A private temporary folder (mode 0700) for pg_restore's lists of entries."""
+    max_bytes: int = field(kw_only=True)
     tracks: Tracks = field(kw_only=True)
     revision: str = field(default="", kw_only=True)
     """The archive's revision, once read."""
@@ -181,6 +195,14 @@ class Adoption(Onboarding):
             raise RuntimeError("an import runs on an engine (run_steps)")
         return self.sqlalchemy
 
+    def data(
+        self, name: str, entries: list[TocEntry]
+    ) -> "contextlib.AbstractContextManager[DataStream]":
+        """pg_restore's script of `entries`, streamed (archive_stream)."""
+        use_list = self.folder / name
+        private_file(use_list, "".join(entry.line + "\n" for entry in entries))
+        return restored_data(self.restore, self.archive, use_list, self.max_bytes)
+
 
 async def import_tenant(
     engine: AsyncEngine,
@@ -188,8 +210,11 @@ async def import_tenant(
     file: Path,
     slug: str | None = None,
     display_name: str | None = None,
+    *,
+    max_bytes: int = IMPORT_MAX_BYTES,
 ) -> CreatedTenant:
-    """A new tenant from an export; InvalidArchive (one line) for anything but a tenant's data.
+    """A new tenant from an export; InvalidArchive (one line) for anything but a tenant's data,
+    ArchiveTooLarge when its data expands to more than `max_bytes`.
 
     Nothing is written to the database before the one transaction of IMPORT_STEPS, and that
     transaction is rolled back on any failure. ProcessBehind when a deploy moved the head.
@@ -207,26 +232,24 @@ async def import_tenant(
         ) from exc
     toc = checked_toc(listing)
     with tempfile.TemporaryDirectory(prefix="tenantry-import-") as folder:
-        use_list, script = Path(folder) / "data.list", Path(folder) / "data.sql"
-        use_list.write_text("".join(entry.line + "\n" for entry in toc.data_entries()))
         adoption = Adoption.of(
             default_slug(toc.schema) if slug is None else slug,
             display_name,
             toc=toc,
-            script=script,
+            archive=file,
+            restore=restore,
+            folder=Path(folder),
+            max_bytes=max_bytes,
             tracks=tracks,
         )
         await refuse_taken_slug(engine, adoption.slug)
-        await asyncio.to_thread(
-            restore.run,
-            "--data-only",
-            "--no-owner",
-            "--no-privileges",
-            f"--use-list={use_list}",
-            f"--file={script}",
-            str(file),
-        )
         return await run_steps(engine, adoption, IMPORT_STEPS)
+
+
+def private_file(path: Path, text: str) -> None:
+    """A new file only its owner can read (O_EXCL: never one planted there before)."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
 
 
 def default_slug(source: str) -> str:
@@ -249,7 +272,7 @@ async def refuse_taken_slug(engine: AsyncEngine, slug: str) -> None:
 async def build_at_archive_revision(_conn: asyncpg.Connection, adoption: Adoption) -> None:
     """The new (empty) schema, built by this code's revisions up to the archive's revision."""
     conn = adoption.engine_connection
-    revisions = await asyncio.to_thread(archive_revisions, adoption.script, adoption.toc.schema)
+    revisions = await asyncio.to_thread(read_revisions, adoption)
     if len(revisions) != 1:
         raise InvalidArchive(f"refused: expected one alembic_version row, found {len(revisions)}")
     try:
@@ -262,6 +285,17 @@ async def build_at_archive_revision(_conn: asyncpg.Connection, adoption: Adoptio
         raise InvalidArchive(
             f"refused: revision {revisions[0][:40]!r} is not in this code's history: {exc}"
         ) from None
+
+
+def read_revisions(adoption: Adoption) -> list[str]:
+    """The archive's alembic_version rows, from pg_restore's script of that one entry."""
+    version = [
+        entry
+        for entry in adoption.toc.data_entries()
+        if entry.kind == "TABLE DATA" and entry.names(VERSION_TABLE)
+    ]
+    with adoption.data("version.list", version) as stream:
+        return archive_revisions(stream.lines, adoption.toc.schema)
 
 
 async def check_entries(_conn: asyncpg.Connection, adoption: Adoption) -> None:
@@ -284,14 +318,16 @@ async def load_rows(_conn: asyncpg.Connection, adoption: Adoption) -> None:
         columns.setdefault(row[0], set()).add(row[2])
     tables = {row[0] for row in catalog["relations"] if row[1] in ("r", "p")}
     sequences = {row[0] for row in catalog["relations"] if row[1] == "S"}
-    await load_data(
-        conn,
-        adoption.script,
-        adoption.toc.schema,
-        adoption.schema,
-        {table: cols for table, cols in columns.items() if table in tables},
-        sequences,
-    )
+    with adoption.data("data.list", adoption.toc.data_entries()) as stream:
+        await load_data(
+            conn,
+            stream.lines,
+            adoption.toc.schema,
+            adoption.schema,
+            {table: cols for table, cols in columns.items() if table in tables},
+            sequences,
+        )
+        stream.check_complete()
     await settle_sequences(conn, adoption.schema, quote_schema(adoption.schema))
 
 

@@ -16,6 +16,7 @@ what stops them. A positive control imports an honest export.
 """
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -509,17 +510,16 @@ async def test_a_data_script_with_anything_but_rows_is_refused(
     """What pg_restore writes from the archive is read as data: a statement smuggled into it
     (here, as if a TABLE DATA entry carried SQL) refuses the import instead of running."""
     schema = tenant.schema
-    script = tmp_path / "data.sql"
-    script.write_text(
-        "SET client_encoding = 'UTF8';\n"
-        f"COPY {schema}.todos (id, content) FROM stdin;\n1\tok\n\\.\n"
-        "DROP TABLE tenantry.api_keys;\n"
+    script = io.BytesIO(
+        b"SET client_encoding = 'UTF8';\n"
+        + f"COPY {schema}.todos (id, content) FROM stdin;\n1\tok\n\\.\n".encode()
+        + b"DROP TABLE tenantry.api_keys;\n"
     )
     async with engine.connect() as conn, conn.begin():
         with pytest.raises(InvalidArchive, match=r"unexpected statement.*DROP TABLE"):
             await load_data(conn, script, schema, schema, {"todos": {"id", "content"}}, set())
         await conn.rollback()
-    script.write_text(f"COPY {schema}.api_keys (key_id) FROM stdin;\n\\.\n")
+    script = io.BytesIO(f"COPY {schema}.api_keys (key_id) FROM stdin;\n\\.\n".encode())
     async with engine.connect() as conn, conn.begin():
         with pytest.raises(InvalidArchive, match="unknown table 'api_keys'"):
             await load_data(conn, script, schema, schema, {"todos": {"id"}}, set())
