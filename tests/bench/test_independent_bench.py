@@ -67,3 +67,14 @@ async def test_the_pool_variants_are_measured(database: str, tmp_path: Path) -> 
     for numbers in results["medians"].values():
         assert numbers["new_connections_per_1000"] >= 0
         assert numbers["app_cpu_us"] > 0 and numbers["db_cpu_us"] >= 0
+
+
+async def test_instructions_are_counted_under_valgrind(database: str, tmp_path: Path) -> None:
+    """Two variants, a few requests each: each count is read back from callgrind's own output,
+    and Tenantry as shipped executes more than the baseline (it does strictly more work per
+    request: the middleware, the key check, the access log)."""
+    options = ["--tenants", "2", "--requests", "20", "--todos", "5", "--only", "baseline,shipped"]
+    await bench("bench.independent.instructions", *options, "--out", str(tmp_path))
+    counts = json.loads((tmp_path / "instructions.json").read_text())["instructions_per_request"]
+    assert set(counts) == {"baseline", "shipped"}
+    assert 0 < counts["baseline"] < counts["shipped"]
