@@ -61,6 +61,19 @@ async def bootstrap_url(settings: TenancySettings) -> str:
     return url
 
 
+def superuser_engine(url: str) -> AsyncEngine:
+    """An engine for a superuser's session in a database the owner role owns (`tenantry roles
+    setup`, the embedded set-up below): no pool, and the search_path pinned to the catalog from
+    the startup packet on (`tenancy.search_path.CATALOG_ONLY_STARTUP`), before SQLAlchemy's own
+    first statements, so that nothing the owner planted (a function in `public`, a database-level
+    search_path) runs with the superuser's rights."""
+    from tenancy.search_path import CATALOG_ONLY_STARTUP
+
+    return create_async_engine(
+        url, poolclass=NullPool, connect_args={"server_settings": dict(CATALOG_ONLY_STARTUP)}
+    )
+
+
 _owners_set_up: set[str] = set()
 
 
@@ -70,7 +83,7 @@ async def _setup_embedded_owner(superuser_url: str) -> None:
         return
     from tenancy.roles import setup_owner
 
-    engine = create_async_engine(superuser_url, poolclass=NullPool)
+    engine = superuser_engine(superuser_url)
     try:
         async with engine.begin() as conn:
             await setup_owner(conn, EMBEDDED_OWNER_ROLE)
@@ -101,7 +114,7 @@ async def _setup_embedded_runtime_role(superuser_url: str) -> None:
     """Roles created by the superuser, grants made as the owner (see setup_roles)."""
     from tenancy.roles import setup_roles
 
-    engine = create_async_engine(superuser_url, poolclass=NullPool)
+    engine = superuser_engine(superuser_url)
     try:
         async with engine.begin() as conn:
             await setup_roles(

@@ -18,8 +18,9 @@ every way Tenantry sets that search_path is defined here and nowhere else.
   the same round trip. The migrate fast path (tenancy.migrate.fast_path).
 - `psql_enter()`: rendered text, a literal value. `tenantry migrate --sql`
   (tenancy.migrate.preview), whose output psql runs later.
-- `CATALOG_ONLY_SQL`: no tenant at all: `pg_catalog, pg_temp`, for a superuser's transaction in
-  a database the owner role owns (`tenantry roles setup`, tenancy.roles).
+- `CATALOG_ONLY_STARTUP`, `CATALOG_ONLY_SQL`: no tenant at all: `pg_catalog, pg_temp`, for a
+  superuser's session in a database the owner role owns (`tenantry roles setup`, tenancy.roles;
+  the embedded set-up, tenancy.database.superuser_engine), from its startup packet on.
 
 Two rules hold for every form:
 
@@ -64,13 +65,21 @@ ENTER_SCHEMA_TAGGED_SQL = (
 """`ENTER_SCHEMA_TAGGED`'s text: the request's tag (tenancy.observability.db_tag) set in the
 same round trip, both bound and transaction-scoped, so the tag never outlives the request."""
 
-CATALOG_ONLY_SQL = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
-"""First in every transaction of `tenantry roles setup`. It runs as a superuser (the bootstrap
-connection) in a database whose `public` schema, and every Tenantry schema, the owner role owns:
-with the default `"$user", public` an unqualified name (`format`, `=`, `pg_has_role`) could
-resolve to a function or operator the owner planted, run with the superuser's rights. Pinned to
-the catalog (and the session's own temporary schema, last), every name resolves to PostgreSQL's
-own, for the rest of the transaction only."""
+CATALOG_ONLY = "pg_catalog, pg_temp"
+"""The search_path of a superuser's session in a database the owner role owns (`tenantry roles
+setup`, the embedded server's set-up). The owner owns `public` and every Tenantry schema, and may
+`ALTER DATABASE ... SET search_path`: with any other path an unqualified name (`format`, `=`,
+`current_schema()`, which SQLAlchemy runs as it first connects) could resolve to a function or
+operator the owner planted, run with the superuser's rights. With the catalog (then the
+session's own temporary schema) every name is PostgreSQL's own."""
+
+CATALOG_ONLY_STARTUP = {"search_path": CATALOG_ONLY}
+"""asyncpg's `server_settings` for such a session: sent in the startup packet, so it is in force
+before the first statement and outranks a database's or role's `ALTER ... SET search_path`."""
+
+CATALOG_ONLY_SQL = f"SELECT pg_catalog.set_config('search_path', '{CATALOG_ONLY}', true)"
+"""First in every transaction of `tenantry roles setup` too (a session started some other way
+gets the same path, for that transaction only)."""
 
 ENTER_SCHEMA_ASYNCPG = "SELECT set_config('search_path', $1, true)"
 """asyncpg, bound: `await conn.execute(ENTER_SCHEMA_ASYNCPG, search_path_value(schema))`, inside

@@ -23,7 +23,7 @@ def roles_setup() -> None:
     server's own without any URL) it first creates the owner role of
     TENANTRY_OWNER_DATABASE_URL, not a superuser, and hands it the database: run it before
     `tenantry migrate` and again after. Without, it runs as the owner, after the migrations."""
-    from tenancy.database import bootstrap_url, create_engine, is_embedded, runtime_login
+    from tenancy.database import bootstrap_url, is_embedded, runtime_login, superuser_engine
     from tenancy.roles import (
         RoleSetup,
         RoleSetupError,
@@ -47,7 +47,7 @@ def roles_setup() -> None:
 
     async def bootstrap() -> RoleSetup:
         owner, owner_password = owner_login(settings)
-        engine = create_engine(await bootstrap_url(settings), settings)
+        engine = superuser_engine(await bootstrap_url(settings))
         try:
             async with engine.begin() as conn:
                 await setup_owner(conn, owner, owner_password)

@@ -288,10 +288,16 @@ async def test_setup_brings_a_database_set_up_with_the_legacy_group_to_the_curre
 TROJAN = """
 CREATE TABLE public.trojan_ran (session_role text, acting_role text, superuser bool);
 GRANT INSERT ON public.trojan_ran TO PUBLIC;
+CREATE SEQUENCE public.trojan_calls;
+GRANT USAGE ON SEQUENCE public.trojan_calls TO PUBLIC;
 CREATE FUNCTION public.trojan() RETURNS boolean LANGUAGE sql AS $$
+  SELECT pg_catalog.nextval('public.trojan_calls');
   INSERT INTO public.trojan_ran
   SELECT session_user, current_user, rolsuper FROM pg_catalog.pg_roles
   WHERE rolname = session_user RETURNING true $$;
+CREATE FUNCTION public.current_schema() RETURNS name LANGUAGE sql AS
+  $$ SELECT public.trojan(); SELECT pg_catalog.current_schema() $$;
+ALTER DATABASE {database} SET search_path = public, pg_catalog;
 CREATE FUNCTION public.format(varchar, text) RETURNS text LANGUAGE sql AS
   $$ SELECT public.trojan(); SELECT pg_catalog.format($1::text, $2) $$;
 CREATE FUNCTION public.format(varchar, text, text) RETURNS text LANGUAGE sql AS
@@ -303,10 +309,23 @@ ALTER TABLE tenantry.tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY trojan ON tenantry.tenants USING (public.trojan());
 """
 """What an owner role (not a superuser) may plant in the database it owns: `format()` overloads
-in `public` that a superuser's unqualified `format(varchar, text)` would pick over the catalog's,
-and a row-security policy on the registry that runs for whoever reads it as the owner (a
-superuser under SET ROLE included, which the function could undo with RESET ROLE). Each logs
-who ran it; a real payload would `ALTER ROLE ... SUPERUSER`."""
+in `public` that a superuser's unqualified `format(varchar, text)` would pick over the catalog's;
+a `current_schema()` there that a database-level search_path puts first for every new session
+(SQLAlchemy calls it as it first connects; independent reviewer's second pass); a row-security
+policy on the registry that runs for whoever reads it as the owner (a superuser under SET ROLE
+included, which the function could undo with RESET ROLE). Each counts its calls in a sequence
+(which a rollback does not undo) and logs who ran it; a real payload would `ALTER ROLE ...
+SUPERUSER` or `COPY ... TO PROGRAM`."""
+
+
+async def trojan_calls(url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url), server_settings={"search_path": "pg_catalog"})
+    try:
+        return await conn.fetchval(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM public.trojan_calls"
+        )
+    finally:
+        await conn.close()
 
 
 async def trojan_runs(url: str) -> list[tuple[str, str, bool]]:
@@ -338,21 +357,24 @@ async def test_setup_as_the_superuser_runs_nothing_the_owner_planted(
         await roles_setup(**urls)
         conn = await asyncpg.connect(asyncpg_dsn(as_role(superuser, owner)))
         try:
-            await conn.execute(TROJAN)  # as the owner: no superuser needed
+            database = make_url(superuser).database
+            await conn.execute(TROJAN.format(database=database))  # as the owner, no superuser
         finally:
             await conn.close()
 
         output = await roles_setup(**urls)
         assert f"granted the registry and {len(SLUGS)} tenant schema(s)" in output
+        assert await trojan_calls(superuser) == 0
         assert await trojan_runs(superuser) == []
 
-        database = make_url(superuser).database
-        await superuser_run(  # the controls: both plants work, with the superuser's rights
+        await superuser_run(  # the controls: the plants work, with the superuser's rights
             server_url,
+            "SELECT current_schema()",
             "SELECT format(CAST('GRANT %I' AS varchar), CAST('x' AS text))",
             f"SET ROLE {owner}; SELECT count(*) FROM tenantry.tenants; RESET ROLE",
             database=database,
         )
+        assert await trojan_calls(superuser) >= 3  # current_schema(), format(), the policy per row
         runs = await trojan_runs(superuser)
         assert any(session == acting != owner and su for session, acting, su in runs), runs
         assert any(acting == owner != session and su for session, acting, su in runs), runs
