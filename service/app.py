@@ -240,13 +240,21 @@ def _install_problem_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Answered outside RequestObserver (by ServerErrorMiddleware), so it echoes the id.
         A pool timeout raised in a middleware (a registry lookup) lands here too: still busy; so
-        does a deadlock or serialization failure that its one replay met again."""
+        does a deadlock or serialization failure that its one replay met again.
+
+        Every answer from here says `Connection: close`: ServerErrorMiddleware raises the error
+        again once it has sent it, and uvicorn then closes the connection, so a client that kept
+        it for its next request would meet a reset instead."""
+        closing = {"Connection": "close"}
         if isinstance(exc, PoolTimeout):
-            return await busy(request, exc)
-        if is_transient_conflict(exc):  # a second deadlock or serialization failure in a row
-            detail = "The database aborted this request's transaction in a conflict; try again"
-            return Problem(503, "busy", detail).response(headers={"Retry-After": "1"})
+            detail = "No database connection became free in time; try again shortly"
+            return Problem(503, "busy", detail).response(headers={"Retry-After": "1", **closing})
         request_id = getattr(request.state, REQUEST_ID_KEY, None)
-        log.exception("unhandled error", exc_info=exc, extra={"fields": {"request_id": request_id}})
-        headers = {"X-Request-ID": request_id} if request_id else None
+        fields = {"fields": {"request_id": request_id}}
+        if is_transient_conflict(exc):  # a second deadlock or serialization failure in a row
+            log.warning("transaction aborted by a conflict twice in a row: 503", extra=fields)
+            detail = "The database aborted this request's transaction in a conflict; try again"
+            return Problem(503, "busy", detail).response(headers={"Retry-After": "1", **closing})
+        log.exception("unhandled error", exc_info=exc, extra=fields)
+        headers = {"X-Request-ID": request_id, **closing} if request_id else closing
         return Problem(500, "internal-error", "Internal server error").response(headers=headers)
