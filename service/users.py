@@ -17,6 +17,7 @@ from service.schemas import (
     PageLimit,
     StrictInput,
 )
+from tenancy.middleware.replay import wraps_error
 from tenancy.problems import conflict, problem_responses
 
 
@@ -55,7 +56,9 @@ async def create_user(body: UserIn, session: TenantSession) -> User:
     session.add(user)
     try:
         await session.flush()
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not wraps_error(exc, lambda error: getattr(error, "sqlstate", None) == "23505"):
+            raise  # not the email's unique index: a tenant whose table differs (a 503 upstream)
         raise conflict("A user with this email already exists") from None
     await session.refresh(user)
     return user

@@ -21,14 +21,15 @@ saying so, and an error in the log (see `tenantry migrate status --verify`); nev
 The same holds for every other way a tenant's tables can differ from what this code expects: a
 column that is not there (a tenant behind a revision that adds one: 42703), a type that is not
 there (42704), a column of another type (42804, 42846), a function or operator that does not
-exist for the tenant's types (42883), or rows that no longer fit the models they are read into
-(a column of another type read back: pydantic's ValidationError from a handler's
-`model_validate`, or FastAPI's ResponseValidationError; both raised inside the session
-dependency's scope, so the transaction is rolled back). These are errors about the schema, not
-about the request:
-the request is admitted again and run once more (a restore may have brought the schema back
-meanwhile), then answered 503 `tenant-unavailable`. If this code itself names a column no
-tenant has, every tenant gets that 503 and the log names the statement's error.
+exist for the tenant's types (42883), a row its tables refuse though the models admit it (a
+tenant ahead: a NOT NULL column this code does not fill, 23502; a check it does not know, 23514;
+a narrower column, 22001; an enum without the value, 22P02), or rows that no longer fit the
+models they are read into (a column of another type read back: pydantic's ValidationError from
+a handler's `model_validate`, or FastAPI's ResponseValidationError; both raised inside the
+session dependency's scope, so the transaction is rolled back). These are errors about the
+schema, not about the request: the request is admitted again and run once more (a restore may
+have brought the schema back meanwhile), then answered 503 `tenant-unavailable`. If this code
+itself names a column no tenant has, every tenant gets that 503 and the log names the error.
 """
 
 import logging
@@ -53,9 +54,16 @@ log = logging.getLogger(__name__)
 
 VANISHED_SQLSTATES = frozenset({"42P01", "3F000"})
 """undefined_table and invalid_schema_name."""
-SHAPE_SQLSTATES = frozenset({"42703", "42704", "42804", "42846", "42883"})
-"""undefined_column, undefined_object, datatype_mismatch, cannot_coerce, undefined_function: the
-tenant's tables are there, in another shape than this code's models."""
+SHAPE_SQLSTATES = frozenset(
+    {"42703", "42704", "42804", "42846", "42883", "23502", "23514", "22001", "22P02"}
+)
+"""The tenant's tables are there, in another shape than this code's models. Behind them:
+undefined_column, undefined_object, datatype_mismatch, cannot_coerce, undefined_function. Ahead
+of them, or changed by hand: not_null_violation (a NOT NULL column this code does not fill),
+check_violation (a check the models do not know), string_data_right_truncation (a column
+narrower than the model's), invalid_text_representation (an enum value the tenant's type does
+not have). The API validates every input against the models first (422), so a row the database
+still refuses for one of these reasons does not fit that tenant's tables."""
 SCHEMA_SQLSTATES = VANISHED_SQLSTATES | SHAPE_SQLSTATES
 ROWS_NOT_FITTING = (ValidationError, ResponseValidationError)
 """Rows read back that do not fit the models (a request's own body is RequestValidationError,
