@@ -300,8 +300,15 @@ async def setup_roles(
     await _refuse_privileged(conn, login_role)
     if not await conn.scalar(_sql(_IS_MEMBER), {"role": login_role, "group": group}):
         await _exec_formatted(conn, f"GRANT {group} TO %I", login_role)
+    owner_role = checked_role(owner) if owner is not None else current
+    if await conn.scalar(_sql(_IS_MEMBER), {"role": login_role, "group": owner_role}):
+        raise RoleSetupError(
+            f"the runtime role {login_role!r} can become the owner role {owner_role!r} (a member"
+            " of it): it could then change every schema; revoke that membership"
+        )
     if owner is not None:
-        await _exec_formatted(conn, "SET LOCAL ROLE %I", checked_role(owner))
+        await _exec_formatted(conn, "SET LOCAL ROLE %I", owner_role)
+    await _take_back_extras(conn, login_role, group)
     await _lock_down_database(conn, login_role, group)
     schemas: list[str] = []
     if has_registry:
@@ -429,6 +436,74 @@ async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, group)
     await _exec_formatted(conn, "GRANT CONNECT ON DATABASE %I TO %I", database, login_role)
     await conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+
+_EXTRAS = """
+    SELECT 'DATABASE', pg_catalog.quote_ident(d.datname), a.privilege_type, r.rolname
+    FROM pg_catalog.pg_database d, pg_catalog.aclexplode(d.datacl) a
+    JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+    WHERE d.datname = pg_catalog.current_database() AND r.rolname = ANY(:roles)
+      AND a.privilege_type <> 'CONNECT'
+    UNION ALL
+    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), a.privilege_type, r.rolname
+    FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+    JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+    WHERE r.rolname = ANY(:roles) AND (a.privilege_type <> 'USAGE' OR r.rolname = :login)
+    UNION ALL
+    SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+           a.privilege_type, r.rolname
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+         pg_catalog.aclexplode(c.relacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+    WHERE r.rolname = ANY(:roles)
+      AND (r.rolname = :login OR n.nspname = :registry
+           OR a.privilege_type NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'USAGE'))
+    UNION ALL
+    SELECT 'COLUMN', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+           || ' (' || pg_catalog.quote_ident(t.attname) || ')', a.privilege_type, r.rolname
+    FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
+         pg_catalog.aclexplode(t.attacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+    WHERE r.rolname = ANY(:roles) AND (r.rolname = :login OR a.privilege_type <> 'SELECT')"""
+"""What the runtime group or its login role holds in this database beyond what `roles setup`
+grants (CONNECT; USAGE on schemas; rows on tables and USAGE on sequences in tenant schemas, by
+the group; SELECT on registry columns): CREATE or TEMPORARY on the database, CREATE on a schema,
+TRIGGER, TRUNCATE, REFERENCES or anything table-wide on the registry, a column's UPDATE, and
+anything held by the login role itself, which gets its rights through the group only."""
+_PRIVILEGE_KEYWORDS = frozenset(
+    {
+        "CREATE",
+        "TEMPORARY",
+        "USAGE",
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "TRUNCATE",
+        "REFERENCES",
+        "TRIGGER",
+        "MAINTAIN",
+        "CONNECT",
+        "EXECUTE",
+    }
+)
+
+
+async def _take_back_extras(conn: AsyncConnection, login_role: str, group: str) -> None:
+    """Revoke `_EXTRAS` (granted by hand, or left by an older setup): with CREATE on a schema or
+    TRIGGER on a table the API could plant code that the owner's migrations or a superuser's
+    session might run. The names come quoted from the catalog; the privilege is checked against
+    PostgreSQL's keywords before it is put into the statement."""
+    params = {"roles": [login_role, group], "login": login_role, "registry": REGISTRY_SCHEMA}
+    for kind, target, privilege, role in (await conn.execute(_sql(_EXTRAS), params)).all():
+        if privilege not in _PRIVILEGE_KEYWORDS:
+            raise RoleSetupError(f"unexpected privilege {privilege!r} on {target}")
+        if kind == "COLUMN":
+            table, _, column = target.partition(" ")
+            statement = f"REVOKE {privilege} {column} ON TABLE {table} FROM {role}"
+        else:
+            statement = f"REVOKE {privilege} ON {kind} {target} FROM {role}"
+        await conn.exec_driver_sql(statement)
 
 
 async def _role_exists(conn: AsyncConnection, role: str) -> bool:

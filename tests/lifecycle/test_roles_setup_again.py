@@ -381,3 +381,81 @@ async def test_setup_as_the_superuser_runs_nothing_the_owner_planted(
     finally:
         await drop_database(superuser)
         await drop_roles(server_url, api, owner)
+
+
+EXTRAS = (
+    "GRANT CREATE, TEMPORARY ON DATABASE {database} TO {api}",
+    "GRANT CREATE ON SCHEMA {tenant} TO {api}",
+    "GRANT INSERT, UPDATE ON tenantry.api_keys TO {api}",
+    "GRANT TRIGGER, TRUNCATE ON {tenant}.todos TO {group}",
+    "GRANT UPDATE (key_hash) ON tenantry.api_keys TO {group}",
+    "GRANT CREATE ON SCHEMA tenantry TO {group}",
+)
+"""Rights beyond what `roles setup` grants, given by hand (second independent pass, F7): with
+CREATE on a schema or TRIGGER on a table the API could plant code the owner may later run."""
+HELD = """SELECT pg_catalog.has_database_privilege('{api}', '{database}', 'CREATE'),
+  pg_catalog.has_database_privilege('{api}', '{database}', 'TEMPORARY'),
+  pg_catalog.has_schema_privilege('{api}', '{tenant}', 'CREATE'),
+  pg_catalog.has_table_privilege('{api}', 'tenantry.api_keys', 'INSERT'),
+  pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'TRIGGER'),
+  pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'TRUNCATE'),
+  pg_catalog.has_column_privilege('{api}', 'tenantry.api_keys', 'key_hash', 'UPDATE'),
+  pg_catalog.has_schema_privilege('{api}', 'tenantry', 'CREATE')"""
+NEEDED = """SELECT pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'SELECT, INSERT'),
+  pg_catalog.has_column_privilege('{api}', 'tenantry.api_keys', 'key_hash', 'SELECT'),
+  pg_catalog.has_database_privilege('{api}', '{database}', 'CONNECT')"""
+
+
+async def superuser_fetch(url: str, query: str) -> tuple[bool, ...]:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return tuple(await conn.fetchrow(query))
+    finally:
+        await conn.close()
+
+
+async def test_setup_takes_back_rights_beyond_its_own_and_refuses_an_api_that_can_be_owner(
+    server_url: str, tracks: Tracks
+) -> None:
+    """Rights granted by hand beyond the documented set (CREATE on the database and on schemas,
+    writes on the registry, TRIGGER and TRUNCATE on a tenant table) are revoked by the next
+    setup, the needed ones stay; an API role that is a member of the owner role is refused with
+    one line. Controls: the extra rights are held before the setup; without the membership the
+    same setup succeeds."""
+    suffix = secrets.token_hex(4)
+    superuser = throwaway_url(server_url, "extras")
+    owner, api = f"tenantry_test_owner_{suffix}", f"tenantry_test_api_{suffix}"
+    database = make_url(superuser).database or ""
+    urls = {
+        "bootstrap_database_url": superuser,
+        "owner_database_url": as_role(superuser, owner),
+        "database_url": as_role(superuser, api),
+    }
+    names = {
+        "api": api,
+        "database": database,
+        "tenant": tenant_schema(SLUGS[0]),
+        "group": runtime_group(database),
+    }
+    try:
+        await migrated_with_tenants(superuser, tracks)
+        await roles_setup(**urls)
+        await superuser_run(superuser, *(grant.format(**names) for grant in EXTRAS))
+        assert all(await superuser_fetch(superuser, HELD.format(**names)))  # the control
+
+        await roles_setup(**urls)
+        assert not any(await superuser_fetch(superuser, HELD.format(**names)))
+        assert all(await superuser_fetch(superuser, NEEDED.format(**names)))
+
+        await superuser_run(superuser, f"GRANT {owner} TO {api}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+        env.update({f"TENANTRY_{name.upper()}": value for name, value in urls.items()})
+        refused = await asyncio.to_thread(run_tenantry, "roles", "setup", env=env)
+        assert refused.returncode != 0
+        assert refused.stderr.strip().count("\n") == 0, refused.stderr
+        assert f"can become the owner role '{owner}'" in refused.stderr
+        await superuser_run(superuser, f"REVOKE {owner} FROM {api}")
+        await roles_setup(**urls)  # the control: the same setup, without the membership
+    finally:
+        await drop_database(superuser)
+        await drop_roles(server_url, api, owner)
