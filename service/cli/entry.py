@@ -9,6 +9,8 @@ traceback; here each becomes `error: ...` on one stderr line and a non-zero exit
 errors, as Click's, 1 for the rest). TENANTRY_DEBUG=1 shows the traceback instead.
 """
 
+import contextlib
+import errno
 import gc
 import os
 import signal
@@ -29,8 +31,14 @@ def main() -> NoReturn:
 
     try:
         code = app(standalone_mode=False, prog_name="tenantry")
-    except BrokenPipeError:
-        _broken_pipe()
+    except BrokenPipeError as exc:
+        _output_lost(exc)
+    except SystemExit:
+        # Click answers EPIPE on its own: stdout and stderr wrapped (PacifyFlushWrapper), then a
+        # silent exit 1; here it gets its one line like every other failure.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _output_lost(BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)))
+        raise
     except Interrupted as exc:
         _fail(exc.message, exc.exit_status)
     except KeyboardInterrupt:
@@ -46,6 +54,8 @@ def main() -> NoReturn:
             _fail("aborted", 1)
         if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             _fail(_usage_line(exc), exc.exit_code)  # type: ignore[attr-defined]
+        if isinstance(exc, OSError) and _is_stdout_error(exc):
+            _output_lost(exc)
         if os.environ.get(DEBUG_VARIABLE):
             raise
         from tenancy.one_line import describe
@@ -53,6 +63,10 @@ def main() -> NoReturn:
         _fail(describe(exc, hint=f"{DEBUG_VARIABLE}=1 shows the traceback"), 1)
     if code == TYPER_INTERRUPTED:
         _fail("interrupted", code)
+    try:
+        sys.stdout.flush()  # what is still buffered: a full disk or a closed pipe shows here
+    except OSError as exc:
+        _output_lost(exc)
     _exit(code if isinstance(code, int) else 0)
 
 
@@ -81,6 +95,40 @@ def _fail(message: str, code: int) -> NoReturn:
         _broken_pipe()
     print(f"error: {message}", file=sys.stderr, flush=True)
     _exit(code)
+
+
+def _is_stdout_error(exc: OSError) -> bool:
+    """An error writing the command's output (ENOSPC, EPIPE, EIO), not one of its own work."""
+    return exc.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO) and exc.filename is None
+
+
+def _output_lost(exc: OSError) -> NoReturn:
+    """The output could not be written: one line on stderr, exit 1. If the command had
+    committed what it did (signals are held from a commit until its result is printed:
+    service.cli.interrupts), the line says so, so that a retry is not a surprise."""
+    from service.cli.interrupts import INTERRUPTS
+
+    _quiet_stdout()
+    if isinstance(exc, BrokenPipeError):
+        what = "output closed early (broken pipe)"
+    else:
+        what = f"output could not be written ({exc.strerror or exc})"
+    if INTERRUPTS.holding:
+        what += (
+            "; what the command did is committed, only its output is lost (`tenantry tenants"
+            " list` shows tenants; `tenantry keys create SLUG` issues another key)"
+        )
+    print(f"error: {what}", file=sys.stderr, flush=True)
+    _exit(1)
+
+
+def _quiet_stdout() -> None:
+    """stdout to /dev/null: what is buffered is dropped, the flush at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
 
 
 def _broken_pipe() -> NoReturn:

@@ -67,6 +67,11 @@ class Interrupts:
         """Just before a commit: signals wait until release() (or the end of the command)."""
         self._held = True
 
+    @property
+    def holding(self) -> bool:
+        """Between a commit and the report of it (the next transaction, or the end)."""
+        return self._held
+
     def release(self) -> None:
         """Act on a held signal now (more work follows what was reported)."""
         self._held = False

@@ -3,6 +3,7 @@ line on stderr, a non-zero exit, never a traceback. And where the embedded datab
 """
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -278,3 +279,42 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error(argv: list) -> None:
     )
     assert_one_line_failure(text, "error: ", "not valid UTF-8")
     assert result.returncode == 2
+
+
+def run_into(stdout: int, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [TENANTRY, *argv],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_output_lost_after_a_commit_says_what_was_committed(database: str) -> None:
+    """`tenantry tenants create SLUG > /dev/full`, and into a closed pipe (second independent
+    pass, F5): the tenant is created but its key cannot be written; one line says the change is
+    committed, exit 1, so a retry's "already exists" is no surprise. Control: `tenants list`
+    into the same full disk (nothing committed) is one line that does not say so."""
+    slugs = [f"lost-{secrets.token_hex(3)}", f"lost-{secrets.token_hex(3)}"]
+    with open("/dev/full", "w") as full:
+        into_full = run_into(full.fileno(), "tenants", "create", slugs[0], "--json")
+        listed = run_into(full.fileno(), "tenants", "list")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        into_pipe = run_into(write_end, "tenants", "create", slugs[1], "--json")
+    finally:
+        os.close(write_end)
+    assert_one_line_failure(into_full, "No space left on device", "is committed")
+    assert_one_line_failure(into_pipe, "broken pipe", "is committed")
+    assert into_full.returncode == into_pipe.returncode == 1
+    assert_one_line_failure(listed, "No space left on device")
+    assert "committed" not in listed.stderr
+    present = subprocess.run(
+        [TENANTRY, "tenants", "list"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert all(slug in present.stdout for slug in slugs)
