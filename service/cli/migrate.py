@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from service.cli.common import EXPECTED_ERRORS, begin_work, fail, output_closed
+from service.cli.interrupts import INTERRUPTS, Interrupted
 from service.paths import ALEMBIC_INI
 from tenancy.one_line import first_line
 
@@ -210,8 +211,16 @@ def _run(main: Callable[[str], Awaitable[T]]) -> T:
     from tenancy.migrate.lock import MigrationInProgress
 
     begin_work()
+    INTERRUPTS.install()
     try:
-        return asyncio.run(_with_owner_url(main))
+        try:
+            return asyncio.run(INTERRUPTS.guard(_with_owner_url(main)))
+        except BaseException:
+            # SIGINT or SIGTERM cancelled the run: each tenant's transaction in flight rolled
+            # back, those done stay done; one line, exit 130 or 143 (service.cli.interrupts)
+            if INTERRUPTS.received is None:
+                raise
+            raise Interrupted(INTERRUPTS.received) from None
     except BrokenPipeError:
         output_closed()
         raise  # unreachable: output_closed() exits
