@@ -57,11 +57,24 @@ async def create_user(body: UserIn, session: TenantSession) -> User:
     try:
         await session.flush()
     except IntegrityError as exc:
-        if not wraps_error(exc, lambda error: getattr(error, "sqlstate", None) == "23505"):
+        if not wraps_error(exc, _email_taken):
             raise  # not the email's unique index: a tenant whose table differs (a 503 upstream)
         raise conflict("A user with this email already exists") from None
     await session.refresh(user)
     return user
+
+
+EMAIL_UNIQUE = "uq_users_email"
+"""The email's unique constraint, as service.db's naming convention names it."""
+
+
+def _email_taken(error: BaseException) -> bool:
+    """A unique violation (23505) of the email's constraint, not of another one a tenant's table
+    may have that the models do not know."""
+    return (
+        getattr(error, "sqlstate", None) == "23505"
+        and getattr(error, "constraint_name", None) == EMAIL_UNIQUE
+    )
 
 
 @router.get("", response_model=UserPage)

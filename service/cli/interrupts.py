@@ -64,7 +64,14 @@ class Interrupts:
         self._installed = True
 
     def hold(self) -> None:
-        """Just before a commit: signals wait until release() (or the end of the command)."""
+        """Just before a commit: signals wait until release() (or the end of the command).
+
+        Raises Interrupted when a signal was already acted on: its cancellation of the task may
+        not have landed yet (it lands at the next await, which could be the COMMIT itself, after
+        the server received it); raised here, before COMMIT is sent, the transaction rolls back
+        and "nothing was kept" stays true."""
+        if self.received is not None:
+            raise Interrupted(self.received)
         self._held = True
 
     @property

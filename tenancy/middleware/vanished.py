@@ -22,7 +22,8 @@ The same holds for every other way a tenant's tables can differ from what this c
 column that is not there (a tenant behind a revision that adds one: 42703), a type that is not
 there (42704), a column of another type (42804, 42846), a function or operator that does not
 exist for the tenant's types (42883), a row its tables refuse though the models admit it (a
-tenant ahead: a NOT NULL column this code does not fill, 23502; a check it does not know, 23514;
+tenant ahead: a NOT NULL column this code does not fill, 23502; a unique index or a check it
+does not know, 23505, 23514;
 a narrower column, 22001; an enum without the value, 22P02), or rows that no longer fit the
 models they are read into (a column of another type read back: pydantic's ValidationError from
 a handler's `model_validate`, or FastAPI's ResponseValidationError; both raised inside the
@@ -55,12 +56,14 @@ log = logging.getLogger(__name__)
 VANISHED_SQLSTATES = frozenset({"42P01", "3F000"})
 """undefined_table and invalid_schema_name."""
 SHAPE_SQLSTATES = frozenset(
-    {"42703", "42704", "42804", "42846", "42883", "23502", "23514", "22001", "22P02"}
+    {"42703", "42704", "42804", "42846", "42883", "23502", "23505", "23514", "22001", "22P02"}
 )
 """The tenant's tables are there, in another shape than this code's models. Behind them:
 undefined_column, undefined_object, datatype_mismatch, cannot_coerce, undefined_function. Ahead
 of them, or changed by hand: not_null_violation (a NOT NULL column this code does not fill),
-check_violation (a check the models do not know), string_data_right_truncation (a column
+unique_violation (a unique index the models do not know: a route answers its own constraints'
+violations itself, as POST /users answers 409 for a taken email), check_violation (a check the
+models do not know), string_data_right_truncation (a column
 narrower than the model's), invalid_text_representation (an enum value the tenant's type does
 not have). The API validates every input against the models first (422), so a row the database
 still refuses for one of these reasons does not fit that tenant's tables."""

@@ -166,3 +166,24 @@ async def test_a_signal_before_the_commit_leaves_nothing_in_one_line(
         assert finished.returncode == EXIT_STATUS[sig], finished
         assert (finished.stdout, finished.stderr) == ("", MESSAGE[sig] + "\n")
         assert await footprint(engine) == before
+
+
+def test_a_signal_acted_on_before_the_commit_stops_it_there() -> None:
+    """Review finding: a signal acted on after the last statement but before the task resumed
+    (its cancellation lands at the next await, which may be the COMMIT itself). hold() runs just
+    before COMMIT is sent and raises, so the transaction rolls back. Control: without a signal,
+    hold() holds."""
+    from service.cli.interrupts import Interrupted, Interrupts
+
+    quiet = Interrupts()
+    quiet.hold()
+    assert quiet.holding
+    stopped = Interrupts()
+    stopped.received = signal.SIGINT
+    try:
+        stopped.hold()
+    except Interrupted as exc:
+        assert exc.exit_status == 130
+    else:
+        raise AssertionError("hold() let the commit go on after an interruption")
+    assert not stopped.holding

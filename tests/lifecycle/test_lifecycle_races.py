@@ -122,6 +122,10 @@ SHAPE_SKEW = {
         ("POST", "/todos"),
         ("POST", "/users"),
     ),
+    "a unique index the models do not know": (
+        "CREATE UNIQUE INDEX one_name ON {schema}.users (name)",
+        ("POST", "/users"),
+    ),
     "a check the models do not know": (
         "ALTER TABLE {schema}.todos ADD CONSTRAINT short CHECK (length(content) < 3) NOT VALID",
         ("POST", "/todos"),
@@ -140,7 +144,7 @@ the app: rows read back that do not fit the response model)."""
 BODIES = {
     "/todos": {"content": "two"},
     "/todos/1": {"content": "two"},
-    "/users": {"email": "new@example.com", "name": "New"},
+    "/users": {"email": "new@example.com", "name": "Same"},
 }
 
 
@@ -162,6 +166,8 @@ async def test_a_tenant_whose_tables_differ_from_the_models_gets_503_not_500(
         client(base_url, tenant.slug, tenant.api_key) as http,
     ):
         assert (await http.post("/todos", json={"content": "one"})).status_code == 201
+        user = {"email": "first@example.com", "name": "Same"}
+        assert (await http.post("/users", json=user)).status_code == 201
         async with engine.begin() as conn:
             for part in statement.format(schema=quote_schema(tenant.schema)).split(";"):
                 await conn.execute(text(part))
