@@ -70,7 +70,10 @@ def superuser_engine(url: str) -> AsyncEngine:
     from tenancy.search_path import CATALOG_ONLY_STARTUP
 
     return create_async_engine(
-        url, poolclass=NullPool, connect_args={"server_settings": dict(CATALOG_ONLY_STARTUP)}
+        url,
+        poolclass=NullPool,
+        hide_parameters=True,  # a role's password is a bound parameter of roles setup's format()
+        connect_args={"server_settings": dict(CATALOG_ONLY_STARTUP)},
     )
 
 

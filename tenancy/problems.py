@@ -88,8 +88,9 @@ def shutting_down() -> Problem:
         503,
         "shutting-down",
         "The server shut down before this request finished",
-        "It was cancelled at the shutdown timeout and its transaction rolled back (unless the "
-        "cancel caught its COMMIT in flight); retry it.",
+        "It was cancelled at the shutdown timeout and its transaction rolled back, unless the "
+        "cancel caught its COMMIT in flight: check before retrying a request that is not "
+        "idempotent.",
     )
 
 

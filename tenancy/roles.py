@@ -438,38 +438,59 @@ async def _lock_down_database(conn: AsyncConnection, login_role: str, group: str
     await conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 
-_EXTRAS = """
-    SELECT 'DATABASE', pg_catalog.quote_ident(d.datname), a.privilege_type, r.rolname
+_AS_OWNER = "(SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)"
+_EXTRAS = f"""
+    SELECT 'DATABASE', pg_catalog.quote_ident(d.datname), a.privilege_type,
+           pg_catalog.quote_ident(r.rolname)
     FROM pg_catalog.pg_database d, pg_catalog.aclexplode(d.datacl) a
     JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
     WHERE d.datname = pg_catalog.current_database() AND r.rolname = ANY(:roles)
       AND a.privilege_type <> 'CONNECT'
     UNION ALL
-    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), a.privilege_type, r.rolname
+    SELECT 'SCHEMA', pg_catalog.quote_ident(n.nspname), a.privilege_type,
+           pg_catalog.quote_ident(r.rolname)
     FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
     JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-    WHERE r.rolname = ANY(:roles) AND (a.privilege_type <> 'USAGE' OR r.rolname = :login)
+    WHERE r.rolname = ANY(:roles) AND n.nspowner = {_AS_OWNER}
+      AND (a.privilege_type <> 'USAGE' OR r.rolname = :login)
     UNION ALL
     SELECT CASE WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
            pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
-           a.privilege_type, r.rolname
+           a.privilege_type, pg_catalog.quote_ident(r.rolname)
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
          pg_catalog.aclexplode(c.relacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-    WHERE r.rolname = ANY(:roles)
+    WHERE r.rolname = ANY(:roles) AND c.relowner = {_AS_OWNER}
       AND (r.rolname = :login OR n.nspname = :registry
            OR a.privilege_type NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'USAGE'))
     UNION ALL
     SELECT 'COLUMN', pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-           || ' (' || pg_catalog.quote_ident(t.attname) || ')', a.privilege_type, r.rolname
+           || ' (' || pg_catalog.quote_ident(t.attname) || ')', a.privilege_type,
+           pg_catalog.quote_ident(r.rolname)
     FROM pg_catalog.pg_attribute t JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace,
          pg_catalog.aclexplode(t.attacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-    WHERE r.rolname = ANY(:roles) AND (r.rolname = :login OR a.privilege_type <> 'SELECT')"""
-"""What the runtime group or its login role holds in this database beyond what `roles setup`
-grants (CONNECT; USAGE on schemas; rows on tables and USAGE on sequences in tenant schemas, by
-the group; SELECT on registry columns): CREATE or TEMPORARY on the database, CREATE on a schema,
-TRIGGER, TRUNCATE, REFERENCES or anything table-wide on the registry, a column's UPDATE, and
-anything held by the login role itself, which gets its rights through the group only."""
+    WHERE r.rolname = ANY(:roles) AND c.relowner = {_AS_OWNER}
+      AND (r.rolname = :login OR a.privilege_type <> 'SELECT')
+    UNION ALL
+    SELECT 'DEFAULT ' || CAST(d.defaclobjtype AS text),
+           coalesce(pg_catalog.quote_ident(n.nspname), ''), a.privilege_type,
+           pg_catalog.quote_ident(r.rolname)
+    FROM pg_catalog.pg_default_acl d
+    LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
+         pg_catalog.aclexplode(d.defaclacl) a JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+    WHERE r.rolname = ANY(:roles) AND d.defaclrole = {_AS_OWNER}
+      AND (r.rolname = :login
+           OR NOT (d.defaclobjtype = 'r' AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE',
+                                                                   'DELETE')
+                   OR d.defaclobjtype = 'S' AND a.privilege_type = 'USAGE'))"""
+"""What the runtime group or its login role holds, on what the owner owns in this database,
+beyond what `roles setup` grants (CONNECT; USAGE on schemas; rows on tables and USAGE on
+sequences in tenant schemas, by the group, now and by default; SELECT on registry columns):
+CREATE or TEMPORARY on the database, CREATE on a schema, TRIGGER, TRUNCATE or REFERENCES on a
+table, anything table-wide or any column's write on the registry, default privileges beyond the
+rows, and anything held by the login role itself, which gets its rights through the group only.
+Rows: (kind, quoted target, privilege keyword, quoted role)."""
+_DEFAULT_OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 _PRIVILEGE_KEYWORDS = frozenset(
     {
         "CREATE",
@@ -487,20 +508,44 @@ _PRIVILEGE_KEYWORDS = frozenset(
         "EXECUTE",
     }
 )
+_OWNED_HERE = """
+    SELECT count(*) FROM pg_catalog.pg_shdepend s
+    WHERE s.deptype = 'o'
+      AND s.dbid = (SELECT oid FROM pg_catalog.pg_database
+                    WHERE datname = pg_catalog.current_database())
+      AND s.refobjid IN (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = ANY(:roles))"""
+"""Objects in this database the runtime group or its login role owns (a function, a table, a
+type): the API owns nothing; what it made could be run by the owner's migrations."""
 
 
 async def _take_back_extras(conn: AsyncConnection, login_role: str, group: str) -> None:
-    """Revoke `_EXTRAS` (granted by hand, or left by an older setup): with CREATE on a schema or
-    TRIGGER on a table the API could plant code that the owner's migrations or a superuser's
-    session might run. The names come quoted from the catalog; the privilege is checked against
-    PostgreSQL's keywords before it is put into the statement."""
-    params = {"roles": [login_role, group], "login": login_role, "registry": REGISTRY_SCHEMA}
+    """Refuse a runtime role that owns objects here, then revoke `_EXTRAS` (granted by hand, or
+    left by an older setup): with CREATE on a schema or TRIGGER on a table the API could plant
+    code that the owner's migrations or a superuser's session might run. Runs as the owner, on
+    what the owner owns (a grant on another role's object is that role's to revoke). Names come
+    quoted from the catalog; the privilege is checked against PostgreSQL's keywords before it is
+    put into the statement."""
+    roles = [login_role, group]
+    owned = await conn.scalar(_sql(_OWNED_HERE), {"roles": roles})
+    if owned:
+        raise RoleSetupError(
+            f"the runtime role {login_role!r} (or its group) owns {owned} object(s) in this"
+            f" database: the API must own nothing; inspect them, then `DROP OWNED BY"
+            f" {login_role}` (it also drops its grants) and run this again"
+        )
+    params = {"roles": roles, "login": login_role, "registry": REGISTRY_SCHEMA}
     for kind, target, privilege, role in (await conn.execute(_sql(_EXTRAS), params)).all():
         if privilege not in _PRIVILEGE_KEYWORDS:
             raise RoleSetupError(f"unexpected privilege {privilege!r} on {target}")
         if kind == "COLUMN":
             table, _, column = target.partition(" ")
             statement = f"REVOKE {privilege} {column} ON TABLE {table} FROM {role}"
+        elif kind.startswith("DEFAULT "):
+            objects = _DEFAULT_OBJECTS[kind.removeprefix("DEFAULT ")]
+            where = f" IN SCHEMA {target}" if target else ""
+            statement = (
+                f"ALTER DEFAULT PRIVILEGES{where} REVOKE {privilege} ON {objects} FROM {role}"
+            )
         else:
             statement = f"REVOKE {privilege} ON {kind} {target} FROM {role}"
         await conn.exec_driver_sql(statement)

@@ -211,7 +211,8 @@ class TenancySettings(BaseSettings):
         ge=1,
         description="Bytes of rows (as pg_restore writes them out, uncompressed) an archive may "
         "hold for `tenantry tenants import`; a larger one is refused and nothing is imported "
-        "(a small, highly compressible archive cannot fill the database's disk).",
+        "(a bound on what a small, highly compressible archive can make the database write before "
+        "it is refused: the rows go through COPY, with their indexes and WAL, then roll back).",
     )
 
     @field_validator(

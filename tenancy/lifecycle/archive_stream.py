@@ -1,6 +1,7 @@
 """An archive's data as pg_restore writes it, read from its stdout as it comes (`archive_data`
 parses it): never written to disk, and bounded, so that a small archive which expands to more
-than the bound (TENANTRY_IMPORT_MAX_BYTES) is refused before it fills anything.
+than the bound (TENANTRY_IMPORT_MAX_BYTES) is refused once it passes it: what was loaded until
+then (COPY, with indexes and WAL) is rolled back.
 
 pg_restore runs in its own process group: a Ctrl-C at the terminal reaches the import, which
 rolls back and then stops pg_restore, rather than pg_restore first, whose cut-short output must

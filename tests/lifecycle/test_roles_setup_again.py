@@ -390,6 +390,11 @@ EXTRAS = (
     "GRANT TRIGGER, TRUNCATE ON {tenant}.todos TO {group}",
     "GRANT UPDATE (key_hash) ON tenantry.api_keys TO {group}",
     "GRANT CREATE ON SCHEMA tenantry TO {group}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {tenant}"
+    " GRANT TRIGGER ON TABLES TO {group}",
+    # not the owner's to revoke, and not in its schemas: setup must not fail on it
+    "CREATE TABLE public.made_by_superuser (x int)",
+    "GRANT TRIGGER ON public.made_by_superuser TO {group}",
 )
 """Rights beyond what `roles setup` grants, given by hand (second independent pass, F7): with
 CREATE on a schema or TRIGGER on a table the API could plant code the owner may later run."""
@@ -400,7 +405,9 @@ HELD = """SELECT pg_catalog.has_database_privilege('{api}', '{database}', 'CREAT
   pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'TRIGGER'),
   pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'TRUNCATE'),
   pg_catalog.has_column_privilege('{api}', 'tenantry.api_keys', 'key_hash', 'UPDATE'),
-  pg_catalog.has_schema_privilege('{api}', 'tenantry', 'CREATE')"""
+  pg_catalog.has_schema_privilege('{api}', 'tenantry', 'CREATE'),
+  EXISTS (SELECT FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
+          WHERE a.grantee = pg_catalog.to_regrole('{group}') AND a.privilege_type = 'TRIGGER')"""
 NEEDED = """SELECT pg_catalog.has_table_privilege('{api}', '{tenant}.todos', 'SELECT, INSERT'),
   pg_catalog.has_column_privilege('{api}', 'tenantry.api_keys', 'key_hash', 'SELECT'),
   pg_catalog.has_database_privilege('{api}', '{database}', 'CONNECT')"""
@@ -432,6 +439,7 @@ async def test_setup_takes_back_rights_beyond_its_own_and_refuses_an_api_that_ca
         "database_url": as_role(superuser, api),
     }
     names = {
+        "owner": owner,
         "api": api,
         "database": database,
         "tenant": tenant_schema(SLUGS[0]),
@@ -442,14 +450,24 @@ async def test_setup_takes_back_rights_beyond_its_own_and_refuses_an_api_that_ca
         await roles_setup(**urls)
         await superuser_run(superuser, *(grant.format(**names) for grant in EXTRAS))
         assert all(await superuser_fetch(superuser, HELD.format(**names)))  # the control
+        planted = f"{names['tenant']}.planted()"
+        await superuser_run(
+            as_role(superuser, api),
+            f"CREATE FUNCTION {planted} RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        )  # as the API role, with its CREATE
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
+        env.update({f"TENANTRY_{name.upper()}": value for name, value in urls.items()})
+        refused = await asyncio.to_thread(run_tenantry, "roles", "setup", env=env)
+        assert refused.returncode != 0
+        assert refused.stderr.strip().count("\n") == 0, refused.stderr
+        assert "owns 1 object(s) in this database" in refused.stderr
+        await superuser_run(superuser, f"DROP FUNCTION {planted}")
 
         await roles_setup(**urls)
         assert not any(await superuser_fetch(superuser, HELD.format(**names)))
         assert all(await superuser_fetch(superuser, NEEDED.format(**names)))
 
         await superuser_run(superuser, f"GRANT {owner} TO {api}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTRY_")}
-        env.update({f"TENANTRY_{name.upper()}": value for name, value in urls.items()})
         refused = await asyncio.to_thread(run_tenantry, "roles", "setup", env=env)
         assert refused.returncode != 0
         assert refused.stderr.strip().count("\n") == 0, refused.stderr
