@@ -85,13 +85,13 @@ async def test_an_archive_expanding_beyond_the_bound_is_refused_and_imports_noth
 ) -> None:
     archive = tmp_path / "tenant.dump"
     await exported_with_rows(engine, tenant, archive)  # about 50 kB of rows, compressed to less
-    assert archive.stat().st_size < 20_000
+    assert archive.stat().st_size < 40_000  # 8 kB with pg_dump 15's gzip, 23 kB with 18's
     before = await footprint(engine)
-    refused = importing(archive, f"{new_slug}-copy", TENANTRY_IMPORT_MAX_BYTES="20000")
+    refused = importing(archive, f"{new_slug}-copy", TENANTRY_IMPORT_MAX_BYTES="40000")
     out, err = await asyncio.to_thread(refused.communicate)
     assert (refused.returncode, out) == (1, "")
     assert err == (
-        "error: refused: the archive's data expands to more than 20000 bytes "
+        "error: refused: the archive's data expands to more than 40000 bytes "
         "(TENANTRY_IMPORT_MAX_BYTES); raise it to import this archive\n"
     )
     assert await footprint(engine) == before
@@ -110,7 +110,7 @@ async def test_an_archive_whose_data_is_cut_short_is_refused_and_imports_nothing
     archive, damaged = tmp_path / "tenant.dump", tmp_path / "damaged.dump"
     await exported_with_rows(engine, tenant, archive)
     whole = archive.read_bytes()
-    damaged.write_bytes(whole[: len(whole) * 3 // 4])
+    damaged.write_bytes(whole[: len(whole) // 2])  # inside the rows' data, whatever the codec
     assert tenantry("tenants", "import", str(archive), "--as", f"{new_slug}-a").returncode == 0
     before = await footprint(engine)
     result = tenantry("tenants", "import", str(damaged), "--as", f"{new_slug}-b")
