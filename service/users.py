@@ -1,5 +1,6 @@
 """Users: email unique within a tenant."""
 
+import re
 from datetime import datetime
 
 from fastapi import APIRouter, status
@@ -68,13 +69,23 @@ EMAIL_UNIQUE = "uq_users_email"
 """The email's unique constraint, as service.db's naming convention names it."""
 
 
+_EMAIL_CONSTRAINT = re.compile(rf'"?{EMAIL_UNIQUE}(_\d+)?"?')
+"""The constraint's name, or a Citus shard's (`uq_users_email_102008`)."""
+_NAMED_IN_MESSAGE = re.compile(r'unique constraint "([^"]+)"')
+
+
 def _email_taken(error: BaseException) -> bool:
     """A unique violation (23505) of the email's constraint, not of another one a tenant's table
-    may have that the models do not know."""
-    return (
-        getattr(error, "sqlstate", None) == "23505"
-        and getattr(error, "constraint_name", None) == EMAIL_UNIQUE
-    )
+    may have that the models do not know. On Citus the error comes from the shard, whose
+    constraint carries the shard's id, and the coordinator passes on its message but not the
+    constraint's name field: the name is then read from the message."""
+    if getattr(error, "sqlstate", None) != "23505":
+        return False
+    name = getattr(error, "constraint_name", None)
+    if not name:
+        named = _NAMED_IN_MESSAGE.search(str(getattr(error, "message", None) or error))
+        name = named.group(1) if named else ""
+    return _EMAIL_CONSTRAINT.fullmatch(name) is not None
 
 
 @router.get("", response_model=UserPage)

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterable
 
 import asyncpg
+import pytest
 from sqlalchemy import make_url
 
 from tenancy.database import asyncpg_dsn, create_engine
@@ -28,6 +29,10 @@ from tests.support.common import run_tenantry
 from tests.support.project import run_alembic
 
 INSUFFICIENT_PRIVILEGE = "42501"
+ONE_SERVER = pytest.mark.single_server(
+    "each test makes a database and roles of its own with `roles setup`; on the cluster the"
+    " workers know neither (the suite's own database runs roles setup on every node)"
+)
 
 
 def as_role(url: str, role: str, password: str | None = None) -> str:
@@ -89,6 +94,7 @@ def scram_accepts(verifier: str | None, password: str) -> bool:
     )
 
 
+@ONE_SERVER
 async def test_an_existing_login_role_keeps_its_password_when_setup_runs_again(
     server_url: str,
 ) -> None:
@@ -240,6 +246,7 @@ async def migrated_with_tenants(url: str, tracks: Tracks) -> None:
         await engine.dispose()
 
 
+@ONE_SERVER
 async def test_setup_brings_a_database_set_up_with_the_legacy_group_to_the_current_shape(
     server_url: str, tracks: Tracks
 ) -> None:
@@ -337,6 +344,7 @@ async def trojan_runs(url: str) -> list[tuple[str, str, bool]]:
     return [tuple(row) for row in rows]
 
 
+@ONE_SERVER
 async def test_setup_as_the_superuser_runs_nothing_the_owner_planted(
     server_url: str, tracks: Tracks
 ) -> None:
@@ -421,6 +429,7 @@ async def superuser_fetch(url: str, query: str) -> tuple[bool, ...]:
         await conn.close()
 
 
+@ONE_SERVER
 async def test_setup_takes_back_rights_beyond_its_own_and_refuses_an_api_that_can_be_owner(
     server_url: str, tracks: Tracks
 ) -> None:
