@@ -77,7 +77,7 @@ CATALOG_ONLY_STARTUP = {"search_path": CATALOG_ONLY}
 """asyncpg's `server_settings` for such a session: sent in the startup packet, so it is in force
 before the first statement and outranks a database's or role's `ALTER ... SET search_path`."""
 
-CATALOG_ONLY_SQL = f"SELECT pg_catalog.set_config('search_path', '{CATALOG_ONLY}', true)"
+CATALOG_ONLY_SQL = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
 """First in every transaction of `tenantry roles setup` too (a session started some other way
 gets the same path, for that transaction only)."""
 

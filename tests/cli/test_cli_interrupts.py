@@ -101,8 +101,25 @@ async def signalled_after_commit(
     await eventually(committed, engine)
     assert run.process.poll() is None, "the process must still be running when signalled"
     run.process.send_signal(sig)
-    await asyncio.sleep(0.2)  # the signal is handled (held) while the process is stalled
+    await delivered(run.process.pid, sig)  # handled (held) while the process is stalled
     return await run.finish()
+
+
+def pending(pid: int, sig: signal.Signals) -> bool:
+    """Whether `sig` waits, sent but not yet handed to the process (/proc/PID/status)."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    masks = [int(line.split()[1], 16) for line in status if line[:7] in ("SigPnd:", "ShdPnd:")]
+    return any(mask & 1 << (sig - 1) for mask in masks)
+
+
+async def delivered(pid: int, sig: signal.Signals) -> None:
+    """Until the kernel has handed `sig` to the process: its handler has then run, the write it
+    was blocked in being retried after it (PEP 475)."""
+    for _ in range(12000):  # a hang guard of about a minute
+        if not await asyncio.to_thread(pending, pid, sig):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{sig!r} was never delivered")
 
 
 async def assert_key_of(engine: AsyncEngine, slug: str, output: str) -> None:

@@ -116,16 +116,7 @@ def test_a_closed_pipe_is_one_line(database: str) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = subprocess.run(
-            [TENANTRY, "migrate", "--sql"],
-            cwd=PROJECT_ROOT,
-            env=os.environ.copy(),
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_into(write_end, "migrate", "--sql")
     finally:
         os.close(write_end)
     assert_one_line_failure(result, "broken pipe")
