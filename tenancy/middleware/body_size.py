@@ -1,7 +1,9 @@
 """Pure ASGI middleware: request bodies above a size cap are refused with 413 problem+json.
 
 The declared Content-Length is checked first (nothing is read); a body without one (chunked) or
-one that lies is counted as it streams in, and the request is cut off once it passes the cap.
+one that lies is counted as it streams in, and the request is cut off once it passes the cap. A
+request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112, 6.3): it passes
+unwrapped.
 """
 
 import contextlib
@@ -30,7 +32,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.max_bytes:
+        declared = _declared_length(scope)
+        if declared is None:  # no Content-Length, no Transfer-Encoding: no body (RFC 9112 6.3)
+            await self.app(scope, receive, send)
+            return
+        if declared > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
 
@@ -65,9 +71,14 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-def _declared_length(scope: Scope) -> int:
-    """The Content-Length header, 0 when absent; unparsable values are left to the server."""
+def _declared_length(scope: Scope) -> int | None:
+    """The Content-Length header (0 when unparsable: left to the server, and the body counted);
+    0 for a body sent chunked (Transfer-Encoding); None when the request declares no body at
+    all, so that nothing wraps the receive of the requests that have none (GET)."""
+    declared = None
     for name, value in scope["headers"]:
         if name == b"content-length":
             return int(value) if value.isdigit() else 0
-    return 0
+        if name == b"transfer-encoding":
+            declared = 0
+    return declared

@@ -4,14 +4,24 @@ Lines go to the `tenantry.access` logger in batches (`AccessLog`): making, forma
 writing a line as each request ends cost about 50 µs of app CPU more than the same work done for
 a batch at once (the logging and JSON code is cold by then; bench/README.md, issue 17), much as
 nginx's `access_log ... buffer= flush=` trades a short delay for fewer writes.
+
+When every handler a line reaches is a plain `logging.StreamHandler` with no filter and one of
+this project's formatters (what `configure_logging` sets up), a batch goes to each handler's
+stream in one write, each line made from the request's record by the formatter's `line` (the
+same text `format` gives a LogRecord): no LogRecord per request, one write and flush per batch,
+not per line (issue 17: about 70,000 fewer instructions a request, bench/README.md). Any other
+set-up (another handler class, a filter on the logger or a handler, a formatter of one's own)
+gets each line as a LogRecord through `logging`, as before.
 """
 
 import asyncio
 import atexit
 import logging
 import weakref
+from typing import Any
 
 from tenancy.middleware.observer import RequestRecord
+from tenancy.observability.log_format import JsonFormatter, TextFormatter
 
 access_logger = logging.getLogger("tenantry.access")
 
@@ -19,9 +29,12 @@ MAX_PENDING = 1000
 """Lines held at most before they are written, whatever the flush interval."""
 
 
-def _write(record: RequestRecord, level: int) -> None:
-    """record's line, now: its time (`ts`) is the request's end, `record.ended`."""
-    fields = {
+_LINE_FORMATTERS = (JsonFormatter, TextFormatter)
+"""Formatters that make a line from its parts (`line`), without a LogRecord."""
+
+
+def _fields(record: RequestRecord) -> dict[str, Any]:
+    return {
         "method": record.method,
         "route": record.route,
         "status": record.status,
@@ -29,14 +42,77 @@ def _write(record: RequestRecord, level: int) -> None:
         "tenant": record.tenant,
         "request_id": record.request_id,
     }
-    # the record made directly: Logger.log would also walk the stack for the caller's file and
-    # line (findCaller), which no formatter here prints (about 5 µs a request; issue 17)
+
+
+def _direct_handlers() -> list[logging.StreamHandler] | None:
+    """The handlers an access line reaches (as `Logger.callHandlers` finds them), when each is a
+    plain StreamHandler (not a subclass) with no filter and a line formatter, and the access
+    logger has no filter; else None (also when no handler is found: logging's last resort)."""
+    if access_logger.filters or access_logger.disabled:
+        return None
+    handlers: list[logging.StreamHandler] = []
+    logger: logging.Logger | None = access_logger
+    while logger is not None:
+        for handler in logger.handlers:
+            if (
+                type(handler) is not logging.StreamHandler
+                or handler.filters
+                or type(handler.formatter) not in _LINE_FORMATTERS
+            ):
+                return None
+            handlers.append(handler)
+        logger = logger.parent if logger.propagate else None
+    return handlers or None
+
+
+def _write_batch(pending: list[tuple[RequestRecord, int]]) -> None:
+    """Every held line: one write per handler when the set-up allows (`_direct_handlers`),
+    else one LogRecord per line."""
+    handlers = _direct_handlers()
+    if handlers is None:
+        for record, level in pending:
+            _write(record, level)
+        return
+    parts = [
+        (record.ended, logging.getLevelName(level), level, _fields(record))
+        for record, level in pending
+    ]
+    for handler in handlers:
+        formatter = handler.formatter
+        text = "".join(
+            formatter.line(ended, name, access_logger.name, "request", fields)  # type: ignore[union-attr]
+            + handler.terminator
+            for ended, name, level, fields in parts
+            if level >= handler.level
+        )
+        if not text:
+            continue
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except Exception:  # as StreamHandler.emit: logging's own report, never raised here
+            handler.handleError(_log_record(*pending[0]))
+        finally:
+            handler.release()
+
+
+def _log_record(record: RequestRecord, level: int) -> logging.LogRecord:
+    """record's line as a LogRecord: its time (`ts`) is the request's end, `record.ended`.
+    Made directly: Logger.log would also walk the stack for the caller's file and line
+    (findCaller), which no formatter here prints."""
+    fields = {"fields": _fields(record)}
     entry = access_logger.makeRecord(
-        access_logger.name, level, __file__, 0, "request", (), None, extra={"fields": fields}
+        access_logger.name, level, __file__, 0, "request", (), None, extra=fields
     )
     entry.created = record.ended  # when the request ended, not when its line is written
     entry.msecs = int(record.ended * 1000) % 1000 + 0.0
-    access_logger.handle(entry)
+    return entry
+
+
+def _write(record: RequestRecord, level: int) -> None:
+    """record's line, now, through logging: its time (`ts`) is the request's end."""
+    access_logger.handle(_log_record(record, level))
 
 
 class AccessLog:
@@ -87,8 +163,8 @@ class AccessLog:
             self._timer.cancel()
             self._timer = self._timer_loop = None
         pending, self._pending = self._pending, []
-        for record, level in pending:
-            _write(record, level)
+        if pending:
+            _write_batch(pending)
 
     def close(self) -> None:
         """Write every line held; from now on, each line as its request ends."""

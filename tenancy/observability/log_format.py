@@ -10,6 +10,10 @@ from typing import Any, TextIO
 from tenancy.middleware.observer import cancelled_from_outside
 from tenancy.settings import TenancySettings
 
+_ENCODE = json.JSONEncoder(default=str).encode
+"""json.dumps(entry, default=str), without building an encoder per line (json.dumps makes one
+per call when given any option)."""
+
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return getattr(record, "fields", None) or {}
@@ -43,27 +47,57 @@ class JsonFormatter(logging.Formatter):
         return f"{text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created, record.levelname, record.name, record.getMessage(), _fields(record), exc
+        )
+
+    def line(
+        self,
+        created: float,
+        level_name: str,
+        logger: str,
+        message: str,
+        fields: dict[str, Any],
+        exc: str | None = None,
+    ) -> str:
+        """The line of a record made of these parts (`format` and the access log's batches)."""
         entry: dict[str, Any] = {
-            "ts": self.timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            **_fields(record),
+            "ts": self.timestamp(created),
+            "level": level_name.lower(),
+            "logger": logger,
+            "msg": message,
+            **fields,
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        if exc is not None:
+            entry["exc"] = exc
+        return _ENCODE(entry)
 
 
 class TextFormatter(logging.Formatter):
     """`12:00:01 INFO  tenantry.access request method=GET route=/todos status=200 ...`"""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        pairs = " ".join(f"{key}={'-' if v is None else v}" for key, v in _fields(record).items())
-        line = f"{stamp} {record.levelname:<5} {record.name} {record.getMessage()} {pairs}".rstrip()
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created, record.levelname, record.name, record.getMessage(), _fields(record), exc
+        )
+
+    def line(
+        self,
+        created: float,
+        level_name: str,
+        logger: str,
+        message: str,
+        fields: dict[str, Any],
+        exc: str | None = None,
+    ) -> str:
+        """The line of a record made of these parts (`format` and the access log's batches)."""
+        stamp = datetime.fromtimestamp(created).strftime("%H:%M:%S")
+        pairs = " ".join(f"{key}={'-' if v is None else v}" for key, v in fields.items())
+        line = f"{stamp} {level_name:<5} {logger} {message} {pairs}".rstrip()
+        if exc is not None:
+            line += "\n" + exc
         return line
 
 

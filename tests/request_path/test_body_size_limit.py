@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tenancy.lifecycle.onboarding import CreatedTenant
+from tenancy.middleware.body_size import BodySizeLimit
 from tenancy.settings import TenancySettings
 from tenancy.testing.servers import tenant_headers
 from tests.support.common import raw_request
@@ -77,3 +78,31 @@ async def test_a_streamed_body_is_counted_as_it_arrives(
 
 def chunk(data: bytes) -> bytes:
     return f"{len(data):x}".encode() + b"\r\n" + data + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("headers", "wrapped"),
+    [
+        ([(b"host", b"x")], False),  # no Content-Length, no Transfer-Encoding: no body to count
+        ([(b"host", b"x"), (b"content-length", b"3")], True),
+        ([(b"host", b"x"), (b"transfer-encoding", b"chunked")], True),
+    ],
+)
+async def test_only_a_request_that_declares_a_body_has_its_receive_counted(
+    headers: list[tuple[bytes, bytes]], wrapped: bool
+) -> None:
+
+    seen: list[object] = []
+
+    async def app(_scope: dict, receive: object, _send: object) -> None:
+        seen.append(receive)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: dict) -> None:
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": "/todos", "headers": headers}
+    await BodySizeLimit(app, max_bytes=10)(scope, receive, send)
+    assert (seen[0] is not receive) is wrapped

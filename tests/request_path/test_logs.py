@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import pytest
 from fastapi import APIRouter
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -347,3 +348,102 @@ def test_lines_a_process_still_holds_are_written_as_it_exits() -> None:
     )
     before, _, after = done.stdout.partition("before exit")
     assert "at-exit" not in before and "at-exit" in after, done.stdout
+
+
+class CountedWrites(io.StringIO):
+    """A stream that counts its write calls."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@contextmanager
+def logging_as_served(log_format: str) -> Iterator[CountedWrites]:
+    """configure_logging's set-up alone: pytest's own handlers are off the root meanwhile.
+    (Call AccessLog inside a running event loop: with none, each line is written at once.)"""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    stream = CountedWrites()
+    configure_logging(TenancySettings(log_format=log_format), stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+UNUSUAL = [
+    request("plain"),
+    RequestRecord("POST", '/odd "route" \\ é ☃', 404, 0.123456, None, "r-2", 1_700_000_002.9996),
+    RequestRecord("DELETE", "<unmatched>", 503, 12.5, "t-1", "r-3", 1_700_000_003.0),
+    request("last", 201, ended=1_700_000_004.5),
+]
+"""Lines with what a formatter must escape or round: quotes, a backslash, non-ASCII, no tenant,
+a millisecond that rounds up, a server error (written at once, with the lines before it)."""
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+async def test_a_batch_written_in_one_write_reads_as_logging_writes_each_line(
+    log_format: str,
+) -> None:
+    with logging_as_served(log_format) as direct:
+        access_log = AccessLog(flush_seconds=3600)
+        for record in UNUSUAL:
+            access_log(record)
+        access_log.flush()
+    with logging_as_served(log_format) as one_by_one:
+        logging.getLogger().handlers[0].addFilter(lambda _record: True)  # any filter: LogRecords
+        access_log = AccessLog(flush_seconds=3600)
+        for record in UNUSUAL:
+            access_log(record)
+        access_log.flush()
+    assert direct.getvalue() == one_by_one.getvalue()
+    assert direct.getvalue().count("\n") == len(UNUSUAL)
+    assert (direct.writes, one_by_one.writes) == (2, len(UNUSUAL))  # the 503 wrote its batch
+
+
+async def test_a_filter_on_the_handler_still_sees_and_decides_every_access_line() -> None:
+    seen: list[int] = []
+
+    def drop_not_found(record: logging.LogRecord) -> bool:
+        seen.append(record.fields["status"])  # type: ignore[attr-defined]
+        return record.fields["status"] != 404  # type: ignore[attr-defined]
+
+    with logging_as_served("json") as stream:
+        logging.getLogger().handlers[0].addFilter(drop_not_found)
+        access_log = AccessLog(flush_seconds=3600)
+        for record in UNUSUAL:
+            access_log(record)
+        access_log.flush()
+    assert seen == [200, 404, 503, 201]
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [
+        200,
+        503,
+        201,
+    ]
+
+
+async def test_a_handler_of_another_class_gets_log_records() -> None:
+    class Collecting(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    collecting = Collecting()
+    with logging_as_served("json") as stream:
+        logging.getLogger("tenantry.access").addHandler(collecting)
+        try:
+            access_log = AccessLog(flush_seconds=3600)
+            for record in UNUSUAL:
+                access_log(record)
+            access_log.flush()
+        finally:
+            logging.getLogger("tenantry.access").removeHandler(collecting)
+    assert [r.fields["request_id"] for r in collecting.records] == ["plain", "r-2", "r-3", "last"]  # type: ignore[attr-defined]
+    assert stream.getvalue().count("\n") == len(UNUSUAL)
