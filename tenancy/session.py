@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,6 +40,24 @@ def _enter_tenant_schema(
         enter_schema(connection, schema, tag)
 
 
+def tenant_session_options(schema: str, tag: str | None = None) -> dict[str, Any]:
+    """Keyword arguments for an async_sessionmaker call whose session's every transaction
+    begins in schema (checked here: InvalidSchemaName), tagged with tag; the session's
+    transaction must end in `disarm`. tenant_transaction is the whole pattern."""
+    return {
+        "sync_session_class": TenantSession,
+        "info": {_SCHEMA: checked_schema(schema), _TAG: tag},
+    }
+
+
+def disarm(session: AsyncSession) -> None:
+    """Should no statement have run in the session's transaction, its connection's next BEGIN
+    must not carry this tenant's search_path: take it back."""
+    armed = session.info.pop(_ARMED, None)
+    if armed is not None:
+        armed.search_path_on_begin(None)
+
+
 @asynccontextmanager
 async def tenant_transaction(
     sessionmaker: async_sessionmaker[AsyncSession], schema: str, tag: str | None = None
@@ -49,14 +68,11 @@ async def tenant_transaction(
     search_path), the handler's statements, COMMIT. `tag` (see tenancy.observability.db_tag)
     is the transaction's application_name, set in the same round trip.
     """
-    tenant = {_SCHEMA: checked_schema(schema), _TAG: tag}
     async with (
-        sessionmaker(sync_session_class=TenantSession, info=tenant) as session,
+        sessionmaker(**tenant_session_options(schema, tag)) as session,
         session.begin(),
     ):
         try:
             yield session
         finally:
-            armed = session.info.pop(_ARMED, None)
-            if armed is not None:  # disarm, should no statement have run: the BEGIN stays clean
-                armed.search_path_on_begin(None)
+            disarm(session)
