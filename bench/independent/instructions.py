@@ -10,8 +10,13 @@ starts and warms up (300 requests: every statement prepared, every path taken), 
 no sockets: the request path from the outermost middleware to the response, both routes in
 turn, random tenants among 100). The count is user-space instructions of the whole process
 (Python, its C extensions, asyncpg's protocol; not the kernel's work on sockets) divided by the
-requests, repeatable to about 1 % run to run (hash seed fixed, the garbage collector off while
-counting: it runs at allocation counts, not per request). The access log writes its lines 100
+requests (hash seed fixed, the garbage collector off while counting: it runs at allocation
+counts, not per request). The child runs on uvloop, the event loop `tenantry serve` and the
+baseline's uvicorn run on: asyncio's own loop is Python, and how many of its iterations a request
+takes depends on when replies arrive, which moved counts by 1 to 3 % between variants that run
+the same code. On uvloop the same variant counts within 0.05 % three times in one run; between
+runs a variant moves by about 1 % (the baseline 2,856,000 to 2,888,000 on 2026-11-30), so only
+differences within one run, and over about 1 %, are read. The access log writes its lines 100
 at a time, as it does at 1,000 requests/s (`held_as_served`).
 
 Variants: the baseline (`bench/independent/app.py`), Tenantry as shipped, as shipped with the
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import uvloop
 
 from bench.readme import write_section
 from service.paths import PROJECT_ROOT
@@ -206,7 +212,7 @@ def main(
 ) -> None:
     if child:
         assert config is not None
-        asyncio.run(_child(child, json.loads(config.read_text()), requests, switch))
+        uvloop.run(_child(child, json.loads(config.read_text()), requests, switch))
         return
     variants = tuple(v for v in only.split(",") if v) or VARIANTS
     unknown = set(variants) - set(VARIANTS)
