@@ -1,9 +1,9 @@
 """Pure ASGI middleware: request bodies above a size cap are refused with 413 problem+json.
 
 The declared Content-Length is checked first (nothing is read); a body without one (chunked) or
-one that lies is counted as it streams in, and the request is cut off once it passes the cap. A
-request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112, 6.3): it passes
-unwrapped.
+one that lies is counted as it streams in, and the request is cut off once it passes the cap. An
+HTTP/1.x request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112, 6.3):
+it passes unwrapped.
 """
 
 import contextlib
@@ -33,10 +33,11 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = _declared_length(scope)
-        if declared is None:  # no Content-Length, no Transfer-Encoding: no body (RFC 9112 6.3)
+        if declared is None and scope.get("http_version") in _LENGTH_IN_HEADERS:
+            # no Content-Length, no Transfer-Encoding: no body (RFC 9112, 6.3)
             await self.app(scope, receive, send)
             return
-        if declared > self.max_bytes:
+        if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
 
@@ -69,6 +70,11 @@ class BodySizeLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = body_too_large(self.max_bytes).response(headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+_LENGTH_IN_HEADERS = frozenset({"1.0", "1.1"})
+"""HTTP versions whose request bodies are framed by Content-Length or Transfer-Encoding alone
+(HTTP/2 and later frame a body without either: it is always counted)."""
 
 
 def _declared_length(scope: Scope) -> int | None:

@@ -9,9 +9,12 @@ When every handler a line reaches is a plain `logging.StreamHandler` with no fil
 this project's formatters (what `configure_logging` sets up), a batch goes to each handler's
 stream in one write, each line made from the request's record by the formatter's `line` (the
 same text `format` gives a LogRecord): no LogRecord per request, one write and flush per batch,
-not per line (issue 17: about 70,000 fewer instructions a request, bench/README.md). Any other
-set-up (another handler class, a filter on the logger or a handler, a formatter of one's own)
-gets each line as a LogRecord through `logging`, as before.
+not per line (issue 17, bench/README.md). Each handler gets the same lines as through `logging`;
+two handlers writing to one stream get their batches one after the other, not line by line
+interleaved. A handler whose batch write fails gets that batch again one LogRecord per line
+(so one unwritable line costs that line only, reported by logging as usual). Any other set-up
+(another handler class, a filter on the logger or a handler, a formatter of one's own) gets each
+line as a LogRecord through `logging`, as before.
 """
 
 import asyncio
@@ -79,20 +82,24 @@ def _write_batch(pending: list[tuple[RequestRecord, int]]) -> None:
     ]
     for handler in handlers:
         formatter = handler.formatter
-        text = "".join(
-            formatter.line(ended, name, access_logger.name, "request", fields)  # type: ignore[union-attr]
-            + handler.terminator
-            for ended, name, level, fields in parts
-            if level >= handler.level
-        )
-        if not text:
-            continue
         handler.acquire()
         try:
-            handler.stream.write(text)
-            handler.flush()
-        except Exception:  # as StreamHandler.emit: logging's own report, never raised here
-            handler.handleError(_log_record(*pending[0]))
+            text = "".join(
+                formatter.line(ended, name, access_logger.name, "request", fields)  # type: ignore[union-attr]
+                + handler.terminator
+                for ended, name, level, fields in parts
+                if level >= handler.level
+            )
+            if text:
+                handler.stream.write(text)
+                handler.flush()
+        except Exception:
+            # as StreamHandler.emit would for each line: this handler gets the batch line by
+            # line, so one line it cannot write (a stream that cannot encode it, a full pipe)
+            # costs that line and logging's own report of it, not the batch
+            for record, level in pending:
+                if level >= handler.level:
+                    handler.handle(_log_record(record, level))
         finally:
             handler.release()
 

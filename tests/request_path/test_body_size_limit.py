@@ -81,15 +81,17 @@ def chunk(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("headers", "wrapped"),
+    ("http_version", "headers", "wrapped"),
     [
-        ([(b"host", b"x")], False),  # no Content-Length, no Transfer-Encoding: no body to count
-        ([(b"host", b"x"), (b"content-length", b"3")], True),
-        ([(b"host", b"x"), (b"transfer-encoding", b"chunked")], True),
+        ("1.1", [(b"host", b"x")], False),  # HTTP/1.x with no length and no chunking: no body
+        ("1.0", [(b"host", b"x")], False),
+        ("1.1", [(b"host", b"x"), (b"content-length", b"3")], True),
+        ("1.1", [(b"host", b"x"), (b"transfer-encoding", b"chunked")], True),
+        ("2", [(b"host", b"x")], True),  # HTTP/2 frames a body without either header
     ],
 )
-async def test_only_a_request_that_declares_a_body_has_its_receive_counted(
-    headers: list[tuple[bytes, bytes]], wrapped: bool
+async def test_only_a_request_that_may_carry_a_body_has_its_receive_counted(
+    http_version: str, headers: list[tuple[bytes, bytes]], wrapped: bool
 ) -> None:
 
     seen: list[object] = []
@@ -103,6 +105,12 @@ async def test_only_a_request_that_declares_a_body_has_its_receive_counted(
     async def send(_message: dict) -> None:
         return None
 
-    scope = {"type": "http", "method": "POST", "path": "/todos", "headers": headers}
+    scope = {
+        "type": "http",
+        "http_version": http_version,
+        "method": "POST",
+        "path": "/todos",
+        "headers": headers,
+    }
     await BodySizeLimit(app, max_bytes=10)(scope, receive, send)
     assert (seen[0] is not receive) is wrapped

@@ -447,3 +447,24 @@ async def test_a_handler_of_another_class_gets_log_records() -> None:
             logging.getLogger("tenantry.access").removeHandler(collecting)
     assert [r.fields["request_id"] for r in collecting.records] == ["plain", "r-2", "r-3", "last"]  # type: ignore[attr-defined]
     assert stream.getvalue().count("\n") == len(UNUSUAL)
+
+
+async def test_a_line_a_stream_cannot_write_costs_that_line_not_the_batch() -> None:
+    ascii_only = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    configure_logging(TenancySettings(log_format="text"), ascii_only)  # text keeps the "é" as is
+    reported: list[logging.LogRecord] = []
+    root.handlers[0].handleError = reported.append  # type: ignore[method-assign]
+    try:
+        access_log = AccessLog(flush_seconds=3600)
+        for record in (request("before"), UNUSUAL[1], request("after")):
+            access_log(record)
+        access_log.flush()
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+    ascii_only.flush()
+    lines = ascii_only.buffer.getvalue().decode().splitlines()  # type: ignore[attr-defined]
+    assert [line.split("request_id=")[-1] for line in lines] == ["before", "after"]
+    assert [r.fields["request_id"] for r in reported] == ["r-2"]  # type: ignore[attr-defined]
