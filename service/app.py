@@ -86,8 +86,9 @@ DOCUMENTATION_PREFIXES = ("/openapi.json", "/docs", "/redoc")
 def _documentation_last(app: FastAPI) -> None:
     """The documentation's routes after every other. Starlette tries an app's routes in order
     until one matches, and each route tried costs a request about 10,000 instructions of app
-    CPU with FastAPI 0.165 (bench/README.md, "Where the rest goes"): /openapi.json, which FastAPI
-    adds first, and the docs pages would otherwise cost every tenant request five of them."""
+    CPU with FastAPI 0.165 (bench/README.md, issue 17, "This round", item 1): /openapi.json,
+    which FastAPI adds first, and the docs pages would otherwise cost every tenant request five
+    of them."""
     routes = app.router.routes
     documentation = [r for r in routes if getattr(r, "path", "").startswith(DOCUMENTATION_PREFIXES)]
     routes[:] = [r for r in routes if r not in documentation] + documentation
