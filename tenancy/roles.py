@@ -28,7 +28,7 @@ from tenancy.naming import (
     is_tenant_schema,
     quote_schema,
 )
-from tenancy.search_path import CATALOG_ONLY_SQL
+from tenancy.search_path import CATALOG_ONLY_PARAMETERS, CATALOG_ONLY_SQL
 
 if TYPE_CHECKING:
     from sqlalchemy import TextClause
@@ -213,7 +213,7 @@ async def setup_owner(conn: AsyncConnection, owner_role: str, password: str | No
     a privileged role. True when the role was created.
     """
     owner = checked_role(owner_role)
-    await conn.execute(_sql(CATALOG_ONLY_SQL))
+    await conn.execute(_sql(CATALOG_ONLY_SQL), CATALOG_ONLY_PARAMETERS)
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     if owner == await conn.scalar(_sql("SELECT current_user")):
         raise RoleSetupError(
@@ -283,7 +283,7 @@ async def setup_roles(
     rights).
     """
     login_role = checked_role(login_role)
-    await conn.execute(_sql(CATALOG_ONLY_SQL))
+    await conn.execute(_sql(CATALOG_ONLY_SQL), CATALOG_ONLY_PARAMETERS)
     await conn.execute(_sql(_ONE_SETUP_AT_A_TIME))
     current = await conn.scalar(_sql("SELECT current_user"))
     if login_role in (current, owner):
@@ -403,7 +403,7 @@ async def grant_membership_on_workers(conn: AsyncConnection, setup: RoleSetup) -
     GRANT); a GRANT cancelled as a distributed deadlock is tried up to 3 times, 0.5 s apart.
 
     Raises RoleSetupError naming the worker's error when a GRANT still fails."""
-    await conn.execute(_sql(CATALOG_ONLY_SQL))
+    await conn.execute(_sql(CATALOG_ONLY_SQL), CATALOG_ONLY_PARAMETERS)
     if not await conn.scalar(_sql(_HAS_CITUS)):
         return
     params = {"group": setup.group, "role": setup.login_role}

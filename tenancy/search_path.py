@@ -18,9 +18,10 @@ every way Tenantry sets that search_path is defined here and nowhere else.
   the same round trip. The migrate fast path (tenancy.migrate.fast_path).
 - `psql_enter()`: rendered text, a literal value. `tenantry migrate --sql`
   (tenancy.migrate.preview), whose output psql runs later.
-- `CATALOG_ONLY_STARTUP`, `CATALOG_ONLY_SQL`: no tenant at all: `pg_catalog, pg_temp`, for a
-  superuser's session in a database the owner role owns (`tenantry roles setup`, tenancy.roles;
-  the embedded set-up, tenancy.database.superuser_engine), from its startup packet on.
+- `CATALOG_ONLY_STARTUP`, `CATALOG_ONLY_SQL` (bound: `CATALOG_ONLY_PARAMETERS`): no tenant at
+  all: `pg_catalog, pg_temp`, for a superuser's session in a database the owner role owns
+  (`tenantry roles setup`, tenancy.roles; the embedded set-up,
+  tenancy.database.superuser_engine), from its startup packet on.
 
 Two rules hold for every form:
 
@@ -77,9 +78,11 @@ CATALOG_ONLY_STARTUP = {"search_path": CATALOG_ONLY}
 """asyncpg's `server_settings` for such a session: sent in the startup packet, so it is in force
 before the first statement and outranks a database's or role's `ALTER ... SET search_path`."""
 
-CATALOG_ONLY_SQL = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)"
+CATALOG_ONLY_SQL = "SELECT pg_catalog.set_config('search_path', :path, true)"
 """First in every transaction of `tenantry roles setup` too (a session started some other way
-gets the same path, for that transaction only)."""
+gets the same path, for that transaction only), with CATALOG_ONLY_PARAMETERS bound."""
+
+CATALOG_ONLY_PARAMETERS = {"path": CATALOG_ONLY}
 
 ENTER_SCHEMA_ASYNCPG = "SELECT set_config('search_path', $1, true)"
 """asyncpg, bound: `await conn.execute(ENTER_SCHEMA_ASYNCPG, search_path_value(schema))`, inside
