@@ -24,6 +24,7 @@ from tenancy.keys import key_matches
 from tenancy.lifecycle.onboarding import CreatedTenant
 from tenancy.registry import api_keys, resolve_tenant, tenants
 from tests.cli.test_cli import TENANTRY, tenantry
+from tests.support.lifecycle import eventually as until
 from tests.support.lifecycle import footprint, wait_for_blocked
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -115,11 +116,11 @@ def pending(pid: int, sig: signal.Signals) -> bool:
 async def delivered(pid: int, sig: signal.Signals) -> None:
     """Until the kernel has handed `sig` to the process: its handler has then run, the write it
     was blocked in being retried after it (PEP 475)."""
-    for _ in range(12000):  # a hang guard of about a minute
-        if not await asyncio.to_thread(pending, pid, sig):
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{sig!r} was never delivered")
+
+    async def handed_over() -> bool:
+        return not await asyncio.to_thread(pending, pid, sig)
+
+    await until(handed_over, within=60)  # the shared hang guard
 
 
 async def assert_key_of(engine: AsyncEngine, slug: str, output: str) -> None:
