@@ -123,8 +123,7 @@ class TenantConnection(asyncpg.Connection):
             status = await super().execute(query + RESET_SESSION + suffix, timeout=timeout)
             if schema is not None and len(self._entered) < self._max_schemas:
                 self._entered.add(schema)  # bounded: counted up to the limit, no further
-            shape = self._shapes.get(schema) if suffix and self._shapes is not None else None
-            self._shape = shape or (await self._shape_of(schema) if suffix else None)
+            self._shape = await self._shape_of(schema) if suffix else None
             return status
         except BaseException:
             # BEGIN may have succeeded before the SET failed or was cancelled: never hand out a

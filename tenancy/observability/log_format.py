@@ -19,7 +19,32 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return getattr(record, "fields", None) or {}
 
 
-class JsonFormatter(logging.Formatter):
+class LineFormatter(logging.Formatter):
+    """A formatter whose line is made from a record's parts (`line`), so that the access log can
+    make lines without a LogRecord (tenancy.observability.access_log); `format` hands a
+    LogRecord's parts to `line`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = self.formatException(record.exc_info) if record.exc_info else None
+        return self.line(
+            record.created, record.levelname, record.name, record.getMessage(), _fields(record), exc
+        )
+
+    def line(
+        self,
+        created: float,
+        level_name: str,
+        logger: str,
+        message: str,
+        fields: dict[str, Any],
+        exc: str | None = None,
+    ) -> str:
+        """The line: `created` is POSIX time in seconds, `fields` the record's extra fields,
+        `exc` a formatted traceback or None."""
+        raise NotImplementedError
+
+
+class JsonFormatter(LineFormatter):
     """One JSON object per line: ts, level, logger, msg, then the record's `fields`.
 
     `ts` is UTC to the millisecond, as `datetime.isoformat(timespec="milliseconds")` writes it;
@@ -46,12 +71,6 @@ class JsonFormatter(logging.Formatter):
             self._second = (second, text)
         return f"{text}.{micros // 1000:03d}+00:00"
 
-    def format(self, record: logging.LogRecord) -> str:
-        exc = self.formatException(record.exc_info) if record.exc_info else None
-        return self.line(
-            record.created, record.levelname, record.name, record.getMessage(), _fields(record), exc
-        )
-
     def line(
         self,
         created: float,
@@ -61,7 +80,6 @@ class JsonFormatter(logging.Formatter):
         fields: dict[str, Any],
         exc: str | None = None,
     ) -> str:
-        """The line of a record made of these parts (`format` and the access log's batches)."""
         entry: dict[str, Any] = {
             "ts": self.timestamp(created),
             "level": level_name.lower(),
@@ -74,14 +92,8 @@ class JsonFormatter(logging.Formatter):
         return _ENCODE(entry)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(LineFormatter):
     """`12:00:01 INFO  tenantry.access request method=GET route=/todos status=200 ...`"""
-
-    def format(self, record: logging.LogRecord) -> str:
-        exc = self.formatException(record.exc_info) if record.exc_info else None
-        return self.line(
-            record.created, record.levelname, record.name, record.getMessage(), _fields(record), exc
-        )
 
     def line(
         self,
@@ -92,7 +104,6 @@ class TextFormatter(logging.Formatter):
         fields: dict[str, Any],
         exc: str | None = None,
     ) -> str:
-        """The line of a record made of these parts (`format` and the access log's batches)."""
         stamp = datetime.fromtimestamp(created).strftime("%H:%M:%S")
         pairs = " ".join(f"{key}={'-' if v is None else v}" for key, v in fields.items())
         line = f"{stamp} {level_name:<5} {logger} {message} {pairs}".rstrip()
