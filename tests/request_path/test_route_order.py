@@ -16,4 +16,4 @@ def test_the_tenant_routes_are_tried_first_and_the_documentation_last(
     assert len(documentation) == 5  # /openapi.json, the assets, /docs, its redirect, /redoc
     assert documentation == list(range(len(paths) - 5, len(paths)))
     assert paths[: len(todos.router.routes)] == [route.path for route in todos.router.routes]
-    assert len(set(paths)) == len(set(paths) | {"/", "/healthz", "/metrics", "/admin/tenants"})
+    assert {"/", "/healthz", "/metrics", "/admin/tenants"} <= set(paths)  # the rest still there
