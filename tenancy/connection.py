@@ -20,12 +20,23 @@ transaction that is not enough: a statement prepared for one tenant and run for 
 re-analysed by PostgreSQL under the new path, and when its result types differ (a column whose
 type a revision changed on one tenant only; a per-tenant enum, whose OID differs in every
 schema) PostgreSQL refuses it (`cached plan must not change result type`), failing the
-transaction. So the cache is keyed by the statement and the *shape* of the tenant's tables: an
-md5 of every column's name, type OID, typmod and collation in the schema, read from the catalog
-once per process and schema (one query, the first time a process sees the schema). Tenants whose
-tables match share statements, so a switch between them costs no round trip; tenants that differ
-never share one. When a statement still goes stale (a migration changed a table after its shape
-was read), the dialect invalidates its caches and this connection forgets every shape it read.
+transaction. So the shared statements are keyed by the statement and the *shape* of the tenant's
+tables: an md5 of every column's name, type OID, typmod and collation in the schema, read from
+the catalog once per process and schema (one query, the first time a process sees the schema).
+Tenants whose tables match share statements, so a switch between them costs no round trip;
+tenants that differ never share one. When a statement still goes stale (a migration changed a
+table after its shape was read), the dialect invalidates its caches and this connection forgets
+every shape it read.
+
+**A tenant that comes back gets statements of its own.** A shared statement run under another
+tenant's search_path than the one it was planned under is analysed and planned again by
+PostgreSQL (its plan cache keeps the search_path a plan was made under): with many tenants over
+a few pooled connections, nearly every execution. So the second time a connection runs a
+statement for the same tenant within its recent memory (`StatementCache`: the last `capacity`
+statement-and-schema pairs it ran from the shared tier), it prepares one for that schema alone
+(one round trip), which PostgreSQL plans once and keeps. A fleet that fits the cache ends with
+every statement its own; a fleet much larger than it returns to a schema too rarely to be
+remembered, and keeps to the shared statements (bench/README.md, "Statements of their own").
 """
 
 from collections.abc import Hashable
@@ -101,8 +112,13 @@ class TenantConnection(asyncpg.Connection):
         return len(self._entered)
 
     @property
+    def tenant_schema(self) -> str | None:
+        """The tenant schema of the current transaction (set by its BEGIN); None outside."""
+        return self._schema
+
+    @property
     def statement_namespace(self) -> Hashable:
-        """What the current transaction's prepared statements are cached under: its tenant's
+        """What the current transaction's shared prepared statements are cached under: its tenant's
         table shape (the schema's name while the shape is unknown); None outside tenants."""
         return self._shape or self._schema
 
@@ -151,33 +167,71 @@ class TenantConnection(asyncpg.Connection):
 
 
 def statement_namespace(driver: TenantConnection) -> Hashable:
-    """The key prefix of driver's cached statements (see TenantConnection.statement_namespace)."""
+    """The key prefix of driver's shared statements (see TenantConnection.statement_namespace)."""
     return driver.statement_namespace
 
 
-class ShapeKeyedStatementCache:
+class StatementCache:
     """SQLAlchemy's asyncpg dialect's prepared-statement cache (the mapping it keeps per
-    connection in `_prepared_statement_cache`), keyed by (statement namespace, SQL) instead of
-    SQL alone. An LRU of `capacity` statements per connection; evicted statements are closed on
-    the server by asyncpg."""
+    connection in `_prepared_statement_cache`, which it asks `operation in cache`, then reads
+    `cache[operation]` or prepares and sets it), in two tiers of `capacity` statements each:
 
-    __slots__ = ("_driver", "_lru")
+    - **own**: (tenant schema, SQL), prepared under that schema's search_path and run only
+      there, so PostgreSQL never re-plans it for a tenant switch;
+    - **shared**: (table shape, SQL), run under any tenant schema of that shape (re-planned by
+      PostgreSQL when the previous run was under another schema) and outside tenants.
+
+    A statement is prepared into the own tier at its second sighting: when the (schema, SQL)
+    pair is among the last `capacity` pairs this connection ran from the shared tier. Both tiers
+    are LRUs; evicted statements are closed on the server by asyncpg."""
+
+    __slots__ = ("_driver", "_last", "_own", "_shared", "_sightings")
 
     def __init__(self, driver: TenantConnection, capacity: int) -> None:
         self._driver = driver
-        self._lru: LRUCache = LRUCache(capacity)
+        self._own: LRUCache = LRUCache(capacity)
+        self._shared: LRUCache = LRUCache(capacity)
+        self._sightings: LRUCache = LRUCache(capacity)
+        self._last: tuple[str, LRUCache, Hashable] | None = None
 
-    def _key(self, operation: str) -> tuple[Hashable, str]:
-        return statement_namespace(self._driver), operation
+    def _slot(self, operation: str) -> tuple[LRUCache, Hashable]:
+        """The tier and key of operation now; the dialect's `in` decides it for the `[]` and
+        `[]=` that follow (a first sighting is remembered there, once)."""
+        last = self._last
+        if last is not None and last[0] is operation:
+            return last[1], last[2]
+        return self._decide(operation, remember=False)
+
+    def _decide(self, operation: str, *, remember: bool) -> tuple[LRUCache, Hashable]:
+        schema = self._driver.tenant_schema
+        if schema is not None:
+            own = (schema, operation)
+            if own in self._own or own in self._sightings:
+                return self._own, own
+            if remember:
+                self._sightings[own] = True
+        return self._shared, (statement_namespace(self._driver), operation)
 
     def __contains__(self, operation: str) -> bool:
-        return self._key(operation) in self._lru
+        tier, key = self._decide(operation, remember=True)
+        self._last = (operation, tier, key)
+        return key in tier
 
     def __getitem__(self, operation: str) -> Any:
-        return self._lru[self._key(operation)]
+        tier, key = self._slot(operation)
+        return tier[key]
 
     def __setitem__(self, operation: str, value: Any) -> None:
-        self._lru[self._key(operation)] = value
+        tier, key = self._slot(operation)
+        tier[key] = value
+        if tier is self._own:
+            self._sightings.pop(key, None)
+        self._last = None
 
     def __len__(self) -> int:
-        return len(self._lru)
+        return len(self._own) + len(self._shared)
+
+    @property
+    def own(self) -> int:
+        """How many statements the own tier holds (tenant schema, SQL)."""
+        return len(self._own)

@@ -11,7 +11,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from tenancy.connection import ShapeKeyedStatementCache, TenantConnection
+from tenancy.connection import StatementCache, TenantConnection
 from tenancy.dsn import plain_dsn
 from tenancy.pool import limit_connection_schemas, limit_connection_uses
 from tenancy.settings import TenancySettings
@@ -156,7 +156,7 @@ async def ensure_database(url: str) -> bool:
 
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection),
-    prepared statements are cached per table shape (ShapeKeyedStatementCache, never behind
+    prepared statements are cached per table shape (StatementCache, never behind
     PgBouncer), and connections are replaced once they have entered pool_max_schemas tenant
     schemas, after pool_max_uses checkouts (off by default) or pool_recycle
     seconds. hide_parameters: bound values (request bodies) never reach logs or errors."""
@@ -194,7 +194,7 @@ def cache_statements_per_shape(engine: AsyncEngine, capacity: int) -> None:
     def shape_keyed(dbapi_connection: Any, _record: Any) -> None:
         driver = dbapi_connection.driver_connection
         if isinstance(driver, TenantConnection):
-            dbapi_connection._prepared_statement_cache = ShapeKeyedStatementCache(driver, capacity)
+            dbapi_connection._prepared_statement_cache = StatementCache(driver, capacity)
 
 
 def pgbouncer_connect_args(settings: TenancySettings) -> dict[str, object]:

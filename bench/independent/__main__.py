@@ -47,6 +47,9 @@ def main(
         bool, typer.Option(help="Also run --before with this tree's tenancy/edge.py")
     ] = False,
     db_work: Annotated[int, typer.Option(help="Requests of the pg_stat_statements run")] = 0,
+    settle: Annotated[
+        int, typer.Option(help="Unmeasured requests to each server before the rounds")
+    ] = 20_000,
     write: Annotated[bool, typer.Option(help="Rewrite bench/README.md's section")] = False,
     out: Annotated[Path, typer.Option(help="Results (JSON)")] = BENCH_DIR / "results",
 ) -> None:
@@ -58,11 +61,13 @@ def main(
     if before:
         with source_tree(before) as tree, source_tree(before, EDGE_FILES) as with_edge:
             variants = main_variants(tree, with_edge if edge_alone else None)
-            results = asyncio.run(run_comparison(server_url, variants, tenants, shape, db_work))
+            results = asyncio.run(
+                run_comparison(server_url, variants, tenants, shape, db_work, settle)
+            )
         results["before"] = before
     else:
         variants = main_variants(None)
-        results = asyncio.run(run_comparison(server_url, variants, tenants, shape, db_work))
+        results = asyncio.run(run_comparison(server_url, variants, tenants, shape, db_work, settle))
     results["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"independent_{kind}.json").write_text(json.dumps(results, indent=1, default=str))

@@ -147,9 +147,13 @@ async def run_comparison(
     tenants: int,
     shape: LoadShape,
     db_work_requests: int = 0,
+    settle_requests: int = 0,
 ) -> dict[str, Any]:
-    """Every variant interleaved for `shape.rounds` rounds per route; with db_work_requests,
-    then the steady-state database work of the first variant and of the baseline."""
+    """Every variant interleaved for `shape.rounds` rounds per route, after `settle_requests`
+    unmeasured requests to each server (the two routes in turn, random tenants: until the
+    connections hold their prepared statements and plans, a steady state); with
+    db_work_requests, then the steady-state database work of the first variant and of the
+    baseline."""
     databases = BenchDatabases(server_url, shape.todos)
     try:
         tenant_db = await databases.with_tenants(tenants)
@@ -168,6 +172,10 @@ async def run_comparison(
         with running_servers(specs) as servers:
             for name, server in servers.items():
                 await warm_up(server, targets[name], shape)
+                if settle_requests:
+                    await asyncio.to_thread(
+                        run_load, _steady_load(server, targets[name], settle_requests, shape)
+                    )
             for round_ in range(shape.rounds):
                 for route in ROUTES:
                     order = rotated(list(variants), round_)
@@ -233,14 +241,7 @@ async def db_work(
     what `pg_stat_statements` counted in its database meanwhile, per request."""
     conn = await asyncpg.connect(_asyncpg_dsn(server_url))
     try:
-        spec = LoadSpec(
-            targets=[{"port": server.port, "tenants": targets}],
-            routes=ROUTES,
-            todos=shape.todos,
-            duration=600,
-            connections=shape.connections,
-            max_requests=requests,
-        )
+        spec = _steady_load(server, targets, requests, shape)
         await asyncio.to_thread(run_load, spec)  # steady state: every statement prepared
         datname = await _database_of(conn, server)
         await conn.execute("SELECT pg_stat_statements_reset()")
@@ -280,6 +281,20 @@ async def db_work(
         "db_cpu_us": db_cpu / issued * 1e6,
         "statements": statements,
     }
+
+
+def _steady_load(
+    server: Server, targets: list[dict[str, Any]], requests: int, shape: LoadShape
+) -> LoadSpec:
+    """`requests` requests to one server, the two routes in turn, tenants at random."""
+    return LoadSpec(
+        targets=[{"port": server.port, "tenants": targets}],
+        routes=ROUTES,
+        todos=shape.todos,
+        duration=600,
+        connections=shape.connections,
+        max_requests=requests,
+    )
 
 
 _SELECTED_COLUMNS = re.compile(r"^SELECT .*? FROM ")

@@ -113,8 +113,12 @@ def pool_of_two(database: str, **overrides: object) -> TenancySettings:
 
 @pytest.fixture
 def text_keyed_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The statement cache as SQLAlchemy's dialect keys it: by query text alone."""
-    monkeypatch.setattr(tenant_connection, "statement_namespace", lambda connection: None)
+    """The statement cache as SQLAlchemy's dialect keys it: by query text alone (one tier)."""
+
+    def by_text(cache: tenant_connection.StatementCache, operation: str, *, remember: bool):
+        return cache._shared, operation
+
+    monkeypatch.setattr(tenant_connection.StatementCache, "_decide", by_text)
 
 
 async def get_todo_alternating(
@@ -210,28 +214,53 @@ async def test_negative_control_per_tenant_enums_fail_with_a_text_keyed_cache(
     assert outcomes.count("ok") < 400
 
 
-async def test_same_shape_tenants_share_statements(
-    database: str, engine: AsyncEngine, blueprint: TenantBlueprint
-) -> None:
-    """Tenants whose tables match share one prepared statement per connection: a tenant switch
-    costs no extra Parse round trip (the cost a per-schema key would add)."""
-    tenants = await new_tenants(engine, blueprint, 3, "same")
-    settings = make_settings(database, pool_size=1, max_overflow=0)
+async def prepared_per_round(
+    database: str, tenants: Sequence[CreatedTenant], rounds: int, **settings_overrides: object
+) -> list[int]:
+    """Run one statement for each tenant in turn, `rounds` times over one pooled connection;
+    after each round, how many statements of that text the connection's backend holds."""
+    settings = make_settings(database, pool_size=1, max_overflow=0, **settings_overrides)
     db = create_engine(settings.database_url or "", settings)
     sessions = async_sessionmaker(db, expire_on_commit=False)
     query = text("SELECT id, content FROM todos WHERE id = 1")
+    counts = []
     try:
-        for tenant in tenants * 3:
-            async with tenant_transaction(sessions, tenant.schema) as session:
-                (await session.execute(query)).one()
-        async with db.connect() as conn:
-            raw = await conn.get_raw_connection()
-            prepared = await raw.driver_connection.fetchval(
-                "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", str(query)
-            )
+        for _ in range(rounds):
+            for tenant in tenants:
+                async with tenant_transaction(sessions, tenant.schema) as session:
+                    (await session.execute(query)).one()
+            async with db.connect() as conn:
+                raw = await conn.get_raw_connection()
+                counts.append(
+                    await raw.driver_connection.fetchval(
+                        "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                        str(query),
+                    )
+                )
     finally:
         await db.dispose()
-    assert prepared == 1
+    return counts
+
+
+async def test_same_shape_tenants_share_statements_until_they_come_back(
+    database: str, engine: AsyncEngine, blueprint: TenantBlueprint
+) -> None:
+    """A tenant's first visit to a connection runs the statement its shape shares (no Parse
+    round trip for a tenant new to the connection); the second prepares one of its own, which
+    later visits run without preparing again (nor PostgreSQL re-planning it for the switch)."""
+    tenants = await new_tenants(engine, blueprint, 3, "same")
+    assert await prepared_per_round(database, tenants, 4) == [1, 4, 4, 4]
+
+
+async def test_a_fleet_larger_than_the_cache_keeps_to_shared_statements(
+    database: str, engine: AsyncEngine, blueprint: TenantBlueprint
+) -> None:
+    """Tenants that come back to a connection less often than its cache remembers never get
+    statements of their own: one shared statement, no Parse round trip per visit. Control:
+    the same tenants with a cache that remembers them all (the test above)."""
+    tenants = await new_tenants(engine, blueprint, 6, "many")
+    assert await prepared_per_round(database, tenants, 3, statement_cache_size=2) == [1, 1, 1]
+    assert await prepared_per_round(database, tenants, 2, statement_cache_size=12) == [1, 7]
 
 
 # 3. PgBouncer in transaction mode with a per-tenant type.
