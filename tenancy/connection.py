@@ -39,11 +39,11 @@ every statement its own; a fleet much larger than it returns to a schema too rar
 remembered, and keeps to the shared statements (bench/README.md, "Statements of their own").
 """
 
+from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
 import asyncpg
-from sqlalchemy.util import LRUCache
 
 from tenancy.search_path import begin_suffix
 
@@ -171,6 +171,48 @@ def statement_namespace(driver: TenantConnection) -> Hashable:
     return driver.statement_namespace
 
 
+class RecentlyUsed:
+    """A least-recently-used map of at most `capacity` entries, on an OrderedDict: no object of
+    its own per entry for the garbage collector to walk (SQLAlchemy's LRUCache keeps a tuple and
+    a list per entry, and a full collection walks every one of them: bench/README.md,
+    "Statements of their own")."""
+
+    __slots__ = ("_capacity", "_items")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> Any:
+        """The value under key (now the most recently used), or None."""
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Set key's value, the most recently used; past capacity, the least recent goes."""
+        items = self._items
+        items[key] = value
+        items.move_to_end(key)
+        if len(items) > self._capacity:
+            items.popitem(last=False)
+
+    def pop(self, key: Hashable) -> None:
+        self._items.pop(key, None)
+
+
+INTERNED_ATTRIBUTES = 4096
+"""At most this many distinct result descriptions are shared between an engine's cached
+statements; past it, a statement keeps its own."""
+
+
 class StatementCache:
     """SQLAlchemy's asyncpg dialect's prepared-statement cache (the mapping it keeps per
     connection in `_prepared_statement_cache`, which it asks `operation in cache`, then reads
@@ -183,50 +225,74 @@ class StatementCache:
 
     A statement is prepared into the own tier at its second sighting: when the (schema, SQL)
     pair is among the last `capacity` pairs this connection ran from the shared tier. Both tiers
-    are LRUs; evicted statements are closed on the server by asyncpg."""
+    are LRUs; evicted statements are closed on the server by asyncpg. The result description the
+    dialect keeps beside each statement (asyncpg's attributes: a tuple of 2 named tuples per
+    column) is shared through `interned` (one dict per engine) by every statement whose
+    description is equal, so that a statement costs the collector about 10 objects, not 23."""
 
-    __slots__ = ("_driver", "_last", "_own", "_shared", "_sightings")
+    __slots__ = ("_driver", "_interned", "_last", "_own", "_shared", "_sightings")
 
-    def __init__(self, driver: TenantConnection, capacity: int) -> None:
+    def __init__(
+        self, driver: TenantConnection, capacity: int, interned: dict[Any, Any] | None = None
+    ) -> None:
         self._driver = driver
-        self._own: LRUCache = LRUCache(capacity)
-        self._shared: LRUCache = LRUCache(capacity)
-        self._sightings: LRUCache = LRUCache(capacity)
-        self._last: tuple[str, LRUCache, Hashable] | None = None
+        self._own = RecentlyUsed(capacity)
+        self._shared = RecentlyUsed(capacity)
+        self._sightings = RecentlyUsed(capacity)
+        self._interned = {} if interned is None else interned
+        self._last: tuple[str, RecentlyUsed, Hashable, Any] | None = None
 
-    def _slot(self, operation: str) -> tuple[LRUCache, Hashable]:
-        """The tier and key of operation now; the dialect's `in` decides it for the `[]` and
-        `[]=` that follow (a first sighting is remembered there, once)."""
-        last = self._last
-        if last is not None and last[0] is operation:
-            return last[1], last[2]
-        return self._decide(operation, remember=False)
-
-    def _decide(self, operation: str, *, remember: bool) -> tuple[LRUCache, Hashable]:
+    def _decide(self, operation: str, *, remember: bool = True) -> tuple[RecentlyUsed, Hashable]:
+        """The tier and key of operation in the current transaction; a first sighting in a
+        tenant schema is remembered (once per `in`, which the dialect asks first)."""
         schema = self._driver.tenant_schema
         if schema is not None:
             own = (schema, operation)
             if own in self._own or own in self._sightings:
                 return self._own, own
             if remember:
-                self._sightings[own] = True
+                self._sightings.put(own, True)
         return self._shared, (statement_namespace(self._driver), operation)
 
+    def _looked_up(self, operation: str) -> tuple[RecentlyUsed, Hashable, Any]:
+        last = self._last
+        if last is None or last[0] is not operation:
+            tier, key = self._decide(operation, remember=False)
+            return tier, key, tier.get(key)
+        return last[1], last[2], last[3]
+
     def __contains__(self, operation: str) -> bool:
-        tier, key = self._decide(operation, remember=True)
-        self._last = (operation, tier, key)
-        return key in tier
+        tier, key = self._decide(operation)
+        value = tier.get(key)
+        self._last = (operation, tier, key, value)
+        return value is not None
 
     def __getitem__(self, operation: str) -> Any:
-        tier, key = self._slot(operation)
-        return tier[key]
+        value = self._looked_up(operation)[2]
+        if value is None:
+            raise KeyError(operation)
+        return value
 
     def __setitem__(self, operation: str, value: Any) -> None:
-        tier, key = self._slot(operation)
-        tier[key] = value
+        tier, key, _ = self._looked_up(operation)
+        tier.put(key, self._shared_description(value))
         if tier is self._own:
-            self._sightings.pop(key, None)
+            self._sightings.pop(key)
         self._last = None
+
+    def _shared_description(self, value: Any) -> Any:
+        """The dialect's (statement, attributes, timestamp), its attributes interned."""
+        statement, attributes, *rest = value
+        interned = self._interned
+        try:
+            shared = interned.get(attributes)
+            if shared is None:
+                if len(interned) >= INTERNED_ATTRIBUTES:
+                    return value
+                shared = interned[attributes] = attributes
+        except TypeError:  # not hashable: keep it as it is
+            return value
+        return (statement, shared, *rest)
 
     def __len__(self) -> int:
         return len(self._own) + len(self._shared)

@@ -190,11 +190,14 @@ def cache_statements_per_shape(engine: AsyncEngine, capacity: int) -> None:
     """Replace the dialect's per-connection statement cache (keyed by SQL) with one keyed by
     the tenant's table shape and SQL, as each connection opens (see tenancy.connection)."""
 
+    interned: dict[Any, Any] = {}  # result descriptions shared by the engine's connections
+
     @event.listens_for(engine.sync_engine, "connect")
     def shape_keyed(dbapi_connection: Any, _record: Any) -> None:
         driver = dbapi_connection.driver_connection
         if isinstance(driver, TenantConnection):
-            dbapi_connection._prepared_statement_cache = StatementCache(driver, capacity)
+            cache = StatementCache(driver, capacity, interned)
+            dbapi_connection._prepared_statement_cache = cache
 
 
 def pgbouncer_connect_args(settings: TenancySettings) -> dict[str, object]:

@@ -104,8 +104,10 @@ class TenancySettings(BaseSettings):
     statement_cache_size: int = Field(
         default=500,
         ge=1,
-        description="Prepared statements kept per pooled connection (an LRU over every table "
-        "shape it served; tenants whose tables differ never share one). Unused with pgbouncer.",
+        description="Prepared statements kept per pooled connection in each of two LRUs: "
+        "statements shared by tenants whose tables match, and statements of a tenant's own, "
+        "prepared when it comes back within the last this many statements the connection ran "
+        "(so PostgreSQL does not re-plan them at each tenant switch). Unused with pgbouncer.",
     )
     pool_max_schemas: int = Field(
         default=1000,

@@ -115,7 +115,7 @@ def pool_of_two(database: str, **overrides: object) -> TenancySettings:
 def text_keyed_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """The statement cache as SQLAlchemy's dialect keys it: by query text alone (one tier)."""
 
-    def by_text(cache: tenant_connection.StatementCache, operation: str, *, remember: bool):
+    def by_text(cache: tenant_connection.StatementCache, operation: str, *, remember: bool = True):
         return cache._shared, operation
 
     monkeypatch.setattr(tenant_connection.StatementCache, "_decide", by_text)
