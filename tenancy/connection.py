@@ -32,11 +32,12 @@ every shape it read.
 tenant's search_path than the one it was planned under is analysed and planned again by
 PostgreSQL (its plan cache keeps the search_path a plan was made under): with many tenants over
 a few pooled connections, nearly every execution. So the second time a connection runs a
-statement for the same tenant within its recent memory (`StatementCache`: the last `capacity`
-statement-and-schema pairs it ran from the shared tier), it prepares one for that schema alone
-(one round trip), which PostgreSQL plans once and keeps. A fleet that fits the cache ends with
-every statement its own; a fleet much larger than it returns to a schema too rarely to be
-remembered, and keeps to the shared statements (bench/README.md, "Statements of their own").
+statement for the same tenant within its recent memory (`StatementCache`: the last
+`capacity // 2` statement-and-schema pairs it ran from the shared tier), it prepares one for
+that schema alone (one round trip), which PostgreSQL plans once and keeps. A fleet that fits
+the cache ends with every statement its own; a fleet much larger than it returns to a schema
+too rarely to be remembered, and keeps to the shared statements (bench/README.md, "Statements
+of their own").
 """
 
 from collections import OrderedDict
@@ -224,7 +225,10 @@ class StatementCache:
       PostgreSQL when the previous run was under another schema) and outside tenants.
 
     A statement is prepared into the own tier at its second sighting: when the (schema, SQL)
-    pair is among the last `capacity` pairs this connection ran from the shared tier. Both tiers
+    pair is among the last `capacity // 2` pairs this connection ran from the shared tier (half
+    the own tier: pairs that come back that often fit in it; a fleet that comes back more rarely
+    is admitted less, each admission costing a Parse round trip and, in PostgreSQL, five custom
+    plans before a generic one). Both tiers
     are LRUs; evicted statements are closed on the server by asyncpg. The result description the
     dialect keeps beside each statement (asyncpg's attributes: a tuple of 2 named tuples per
     column) is shared through `interned` (one dict per engine) by every statement whose
@@ -238,7 +242,7 @@ class StatementCache:
         self._driver = driver
         self._own = RecentlyUsed(capacity)
         self._shared = RecentlyUsed(capacity)
-        self._sightings = RecentlyUsed(capacity)
+        self._sightings = RecentlyUsed(max(1, capacity // 2))
         self._interned = {} if interned is None else interned
         self._last: tuple[str, RecentlyUsed, Hashable, Any] | None = None
 

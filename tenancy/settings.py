@@ -106,8 +106,9 @@ class TenancySettings(BaseSettings):
         ge=1,
         description="Prepared statements kept per pooled connection in each of two LRUs: "
         "statements shared by tenants whose tables match, and statements of a tenant's own, "
-        "prepared when it comes back within the last this many statements the connection ran "
-        "(so PostgreSQL does not re-plan them at each tenant switch). Unused with pgbouncer.",
+        "prepared when it comes back within the last half this many statements the connection "
+        "ran (so PostgreSQL does not re-plan them at each tenant switch; about 22 KiB of "
+        "backend memory each). Unused with pgbouncer.",
     )
     pool_max_schemas: int = Field(
         default=1000,
