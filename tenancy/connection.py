@@ -34,10 +34,10 @@ PostgreSQL (its plan cache keeps the search_path a plan was made under): with ma
 a few pooled connections, nearly every execution. So the second time a connection runs a
 statement for the same tenant within its recent memory (`StatementCache`: the last
 `capacity // 2` statement-and-schema pairs it ran from the shared tier), it prepares one for
-that schema alone (one round trip), which PostgreSQL plans once and keeps. A fleet that fits
-the cache ends with every statement its own; a fleet much larger than it returns to a schema
-too rarely to be remembered, and keeps to the shared statements (bench/README.md, "Statements
-of their own").
+that schema alone (one round trip), which PostgreSQL plans once and keeps, until the own tier
+is full: then nothing more is admitted (nor evicted). A fleet that fits the cache ends with
+every statement its own; in a larger one, the pairs that came back first keep theirs and the
+rest run the shared statements as before (bench/README.md, "Statements of their own").
 """
 
 from collections import OrderedDict
@@ -225,21 +225,25 @@ class StatementCache:
       PostgreSQL when the previous run was under another schema) and outside tenants.
 
     A statement is prepared into the own tier at its second sighting: when the (schema, SQL)
-    pair is among the last `capacity // 2` pairs this connection ran from the shared tier (half
-    the own tier: pairs that come back that often fit in it; a fleet that comes back more rarely
-    is admitted less, each admission costing a Parse round trip and, in PostgreSQL, five custom
-    plans before a generic one). Both tiers
+    pair is among the last `capacity // 2` pairs this connection ran from the shared tier, and
+    only while the own tier has room. A full own tier admits nothing and so evicts nothing: an
+    admission costs a Parse round trip and, in PostgreSQL, five custom plans before a generic
+    one, which a statement evicted after a run or two never earns back (tenants arriving at
+    random over more pairs than the tier holds made an evicting tier prepare on a quarter of
+    executions). The connection's replacement (TENANTRY_POOL_MAX_SCHEMAS, pool_recycle) starts
+    it empty again. Both tiers
     are LRUs; evicted statements are closed on the server by asyncpg. The result description the
     dialect keeps beside each statement (asyncpg's attributes: a tuple of 2 named tuples per
     column) is shared through `interned` (one dict per engine) by every statement whose
     description is equal, so that a statement costs the collector about 10 objects, not 23."""
 
-    __slots__ = ("_driver", "_interned", "_last", "_own", "_shared", "_sightings")
+    __slots__ = ("_capacity", "_driver", "_interned", "_last", "_own", "_shared", "_sightings")
 
     def __init__(
         self, driver: TenantConnection, capacity: int, interned: dict[Any, Any] | None = None
     ) -> None:
         self._driver = driver
+        self._capacity = capacity
         self._own = RecentlyUsed(capacity)
         self._shared = RecentlyUsed(capacity)
         self._sightings = RecentlyUsed(max(1, capacity // 2))
@@ -252,10 +256,13 @@ class StatementCache:
         schema = self._driver.tenant_schema
         if schema is not None:
             own = (schema, operation)
-            if own in self._own or own in self._sightings:
+            if own in self._own:
                 return self._own, own
-            if remember:
-                self._sightings.put(own, True)
+            if len(self._own) < self._capacity:  # full: nothing admitted, nothing evicted
+                if own in self._sightings:
+                    return self._own, own
+                if remember:
+                    self._sightings.put(own, True)
         return self._shared, (statement_namespace(self._driver), operation)
 
     def _looked_up(self, operation: str) -> tuple[RecentlyUsed, Hashable, Any]:
