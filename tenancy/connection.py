@@ -231,11 +231,11 @@ class StatementCache:
     one, which a statement evicted after a run or two never earns back (tenants arriving at
     random over more pairs than the tier holds made an evicting tier prepare on a quarter of
     executions). The connection's replacement (TENANTRY_POOL_MAX_SCHEMAS, pool_recycle) starts
-    it empty again. Both tiers
-    are LRUs; evicted statements are closed on the server by asyncpg. The result description the
-    dialect keeps beside each statement (asyncpg's attributes: a tuple of 2 named tuples per
-    column) is shared through `interned` (one dict per engine) by every statement whose
-    description is equal, so that a statement costs the collector about 10 objects, not 23."""
+    it empty again. The shared tier is an LRU whose evicted statements asyncpg closes on the
+    server. The result description the dialect keeps beside each statement (asyncpg's
+    attributes: a tuple of 2 named tuples per column) is shared through `interned` (one dict per
+    engine) by every statement whose description is equal, so that a statement costs the
+    collector about 10 objects, not 23."""
 
     __slots__ = ("_capacity", "_driver", "_interned", "_last", "_own", "_shared", "_sightings")
 

@@ -156,10 +156,11 @@ async def ensure_database(url: str) -> bool:
 
 def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
     """The pool of the request path: BEGIN carries the tenant's search_path (TenantConnection),
-    prepared statements are cached per table shape (StatementCache, never behind
-    PgBouncer), and connections are replaced once they have entered pool_max_schemas tenant
-    schemas, after pool_max_uses checkouts (off by default) or pool_recycle
-    seconds. hide_parameters: bound values (request bodies) never reach logs or errors."""
+    prepared statements are cached per table shape and, for tenants that come back to a
+    connection, per schema (StatementCache, never behind PgBouncer), and connections are
+    replaced once they have entered pool_max_schemas tenant schemas, after pool_max_uses
+    checkouts (off by default) or pool_recycle seconds. hide_parameters: bound values (request
+    bodies) never reach logs or errors."""
     # behind PgBouncer a client connection's transactions run on PgBouncer's backends, whose
     # caches its own server_lifetime bounds: counting schemas here would bound nothing
     max_schemas = 0 if settings.pgbouncer else settings.pool_max_schemas
@@ -187,8 +188,9 @@ def create_engine(url: str, settings: TenancySettings) -> AsyncEngine:
 
 
 def cache_statements_per_shape(engine: AsyncEngine, capacity: int) -> None:
-    """Replace the dialect's per-connection statement cache (keyed by SQL) with one keyed by
-    the tenant's table shape and SQL, as each connection opens (see tenancy.connection)."""
+    """Replace the dialect's per-connection statement cache (keyed by SQL) with
+    tenancy.connection.StatementCache (keyed by the tenant's table shape or schema, and SQL), as
+    each connection opens; `capacity` statements per tier."""
 
     interned: dict[Any, Any] = {}  # result descriptions shared by the engine's connections
 

@@ -104,11 +104,11 @@ class TenancySettings(BaseSettings):
     statement_cache_size: int = Field(
         default=500,
         ge=1,
-        description="Prepared statements kept per pooled connection in each of two LRUs: "
-        "statements shared by tenants whose tables match, and statements of a tenant's own, "
-        "prepared when it comes back within the last half this many statements the connection "
-        "ran (so PostgreSQL does not re-plan them at each tenant switch; about 22 KiB of "
-        "backend memory each). Unused with pgbouncer.",
+        description="Prepared statements kept per pooled connection in each of two tiers: "
+        "statements shared by tenants whose tables match (an LRU), and statements of a "
+        "tenant's own, prepared when it comes back within the last half this many statements "
+        "the connection ran, until that tier is full (so PostgreSQL does not re-plan them at "
+        "each tenant switch; about 22 KiB of backend memory each). Unused with pgbouncer.",
     )
     pool_max_schemas: int = Field(
         default=1000,
