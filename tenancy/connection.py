@@ -307,8 +307,3 @@ class StatementCache:
 
     def __len__(self) -> int:
         return len(self._own) + len(self._shared)
-
-    @property
-    def own(self) -> int:
-        """How many statements the own tier holds (tenant schema, SQL)."""
-        return len(self._own)

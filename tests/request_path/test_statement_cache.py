@@ -6,7 +6,6 @@ statements, plus the shared ones. Negative control: a tier that keeps admitting 
 (what the first version did) prepares on a large share of executions."""
 
 import random
-import time
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +17,9 @@ from tenancy.lifecycle.blueprint import TenantBlueprint
 from tenancy.session import tenant_transaction
 from tests.request_path.test_mixed_fleet import new_tenants
 from tests.support.project import make_settings
+
+PREPARED_AT = 1.0
+"""The dialect stores when it prepared a statement beside it; this cache never reads it."""
 
 
 class OneShapeDriver:
@@ -43,7 +45,7 @@ def prepares_at_random(capacity: int, tenants: int, statements: int, *, evicting
             cache[operation]
             continue
         prepared += 1
-        cache[operation] = (object(), (), time.time())
+        cache[operation] = (object(), (), PREPARED_AT)
     return prepared
 
 
